@@ -1,0 +1,180 @@
+package io.jtap.xen.linux;
+
+import com.sun.jna.LastErrorException;
+import com.sun.jna.Memory;
+import com.sun.jna.NativeLong;
+import com.sun.jna.Pointer;
+import java.io.IOException;
+
+/**
+ * The thin public wrapper over {@link LibC}: each method makes one call and turns a failure into an
+ * {@link ErrnoException} whose message names the call, its arguments and the errno.
+ */
+public final class Syscalls {
+    private Syscalls() {
+    }
+
+    /** An {@link IOException} carrying the errno of the failed call. */
+    public static final class ErrnoException extends IOException {
+        private static final long serialVersionUID = 1L;
+        private final int errno;
+
+        public ErrnoException(String call, int errno) {
+            super(call + " failed: errno=" + errno + " (" + describe(errno) + ")");
+            this.errno = errno;
+        }
+
+        public int errno() {
+            return errno;
+        }
+    }
+
+    static String describe(int errno) {
+        try {
+            return LibC.strerror(errno);
+        } catch (Throwable t) {
+            return "unknown";
+        }
+    }
+
+    public static int open(String path, int flags) throws ErrnoException {
+        try {
+            return LibC.open(path, flags | LibC.O_CLOEXEC);
+        } catch (LastErrorException e) {
+            throw new ErrnoException("open(" + path + ", 0x" + Integer.toHexString(flags) + ")", e.getErrorCode());
+        }
+    }
+
+    public static void close(int fd) throws ErrnoException {
+        try {
+            LibC.close(fd);
+        } catch (LastErrorException e) {
+            throw new ErrnoException("close(" + fd + ")", e.getErrorCode());
+        }
+    }
+
+    /** {@code ioctl} with a pointer argument; {@code name} is the request's C name, e.g. IOCTL_GNTDEV_MAP_GRANT_REF. */
+    public static int ioctl(int fd, long request, Pointer arg, String name) throws ErrnoException {
+        while (true) {
+            try {
+                return LibC.ioctl(fd, new NativeLong(request), arg);
+            } catch (LastErrorException e) {
+                if (e.getErrorCode() == LibC.EINTR) {
+                    continue;
+                }
+                throw new ErrnoException("ioctl(" + fd + ", " + name + ")", e.getErrorCode());
+            }
+        }
+    }
+
+    /** {@code ioctl} with an integer argument (passed as {@code unsigned long}). */
+    public static int ioctl(int fd, long request, long arg, String name) throws ErrnoException {
+        return ioctl(fd, request, arg == 0 ? null : new Pointer(arg), name);
+    }
+
+    public static long read(int fd, Pointer buf, long count) throws ErrnoException {
+        while (true) {
+            try {
+                return LibC.read(fd, buf, new NativeLong(count)).longValue();
+            } catch (LastErrorException e) {
+                if (e.getErrorCode() == LibC.EINTR) {
+                    continue;
+                }
+                throw new ErrnoException("read(" + fd + ", " + count + ")", e.getErrorCode());
+            }
+        }
+    }
+
+    public static long write(int fd, Pointer buf, long count) throws ErrnoException {
+        while (true) {
+            try {
+                return LibC.write(fd, buf, new NativeLong(count)).longValue();
+            } catch (LastErrorException e) {
+                if (e.getErrorCode() == LibC.EINTR) {
+                    continue;
+                }
+                throw new ErrnoException("write(" + fd + ", " + count + ")", e.getErrorCode());
+            }
+        }
+    }
+
+    public static Pointer mmap(Pointer addr, long length, int prot, int flags, int fd, long offset)
+            throws ErrnoException {
+        try {
+            return LibC.mmap(addr, new NativeLong(length), prot, flags, fd, new NativeLong(offset));
+        } catch (LastErrorException e) {
+            throw new ErrnoException("mmap(length=" + length + ", prot=" + prot + ", flags=0x" + Integer.toHexString(flags)
+                    + ", fd=" + fd + ", offset=" + offset + ")", e.getErrorCode());
+        }
+    }
+
+    public static void munmap(Pointer addr, long length) throws ErrnoException {
+        try {
+            LibC.munmap(addr, new NativeLong(length));
+        } catch (LastErrorException e) {
+            throw new ErrnoException("munmap(length=" + length + ")", e.getErrorCode());
+        }
+    }
+
+    /**
+     * Waits until one of {@code fds} is readable.
+     *
+     * @return a bit set of the indices of readable (or errored / hung-up) descriptors, 0 on timeout; at most 64 fds
+     */
+    public static long pollIn(int[] fds, int timeoutMs) throws ErrnoException {
+        if (fds.length > 64) {
+            throw new IllegalArgumentException("pollIn: at most 64 descriptors, got " + fds.length);
+        }
+        try (Memory mem = new Memory(8L * Math.max(1, fds.length))) {
+            for (int i = 0; i < fds.length; i++) {
+                mem.setInt(8L * i, fds[i]);
+                mem.setShort(8L * i + 4, LibC.POLLIN);
+                mem.setShort(8L * i + 6, (short) 0);
+            }
+            int n;
+            while (true) {
+                try {
+                    n = LibC.poll(mem, new NativeLong(fds.length), timeoutMs);
+                    break;
+                } catch (LastErrorException e) {
+                    if (e.getErrorCode() != LibC.EINTR) {
+                        throw new ErrnoException("poll(" + fds.length + " fds)", e.getErrorCode());
+                    }
+                }
+            }
+            long ready = 0;
+            if (n > 0) {
+                for (int i = 0; i < fds.length; i++) {
+                    if (mem.getShort(8L * i + 6) != 0) {
+                        ready |= 1L << i;
+                    }
+                }
+            }
+            return ready;
+        }
+    }
+
+    public static int eventfd(int initval, int flags) throws ErrnoException {
+        try {
+            return LibC.eventfd(initval, flags | LibC.EFD_CLOEXEC);
+        } catch (LastErrorException e) {
+            throw new ErrnoException("eventfd", e.getErrorCode());
+        }
+    }
+
+    public static int memfdCreate(String name) throws ErrnoException {
+        try {
+            return LibC.memfd_create(name, LibC.MFD_CLOEXEC);
+        } catch (LastErrorException e) {
+            throw new ErrnoException("memfd_create(" + name + ")", e.getErrorCode());
+        }
+    }
+
+    public static void ftruncate(int fd, long length) throws ErrnoException {
+        try {
+            LibC.ftruncate(fd, new NativeLong(length));
+        } catch (LastErrorException e) {
+            throw new ErrnoException("ftruncate(" + fd + ", " + length + ")", e.getErrorCode());
+        }
+    }
+}
