@@ -12,7 +12,8 @@ import java.nio.ByteBuffer;
  */
 public interface GrantMapping extends AutoCloseable {
     /**
-     * The mapped memory: {@code pages() * 4096} bytes, position 0, limit = capacity; read-only when the mapping is.
+     * The mapped memory: {@code pages() * 4096} bytes, position 0, limit = capacity; read-only when the mapping is;
+     * native byte order (Xen's shared structures are little-endian on every platform jtap runs on).
      * The same buffer object on every call: use absolute accessors, or {@code duplicate()} it for a private position.
      *
      * @throws IllegalStateException after {@link #close()}

@@ -2,6 +2,7 @@ package io.jtap.xen.sim;
 
 import io.jtap.xen.GrantTable;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 
 /**
  * Pages of a simulated domain's memory from {@link SimulatedDomain#allocatePages(int)}: consecutive frames, seen
@@ -36,15 +37,16 @@ public final class GuestPages {
         return firstFrame + i;
     }
 
-    /** All pages, {@code count() * 4096} bytes, writable: the guest's view (a shared buffer object; use absolute access). */
+    /** All pages, {@code count() * 4096} bytes, writable: the guest's view in native byte order (a shared
+     * buffer object; use absolute access). */
     public ByteBuffer buffer() {
         return buffer;
     }
 
-    /** Page {@code i} alone, 4096 bytes, a fresh slice. */
+    /** Page {@code i} alone, 4096 bytes, a fresh slice in native byte order. */
     public ByteBuffer page(int i) {
         frame(i);
-        return buffer.slice(i * GrantTable.PAGE_SIZE, GrantTable.PAGE_SIZE);
+        return buffer.slice(i * GrantTable.PAGE_SIZE, GrantTable.PAGE_SIZE).order(ByteOrder.nativeOrder());
     }
 
     /** Grants {@code toDomid} access to every page, in order, and returns the refs. */

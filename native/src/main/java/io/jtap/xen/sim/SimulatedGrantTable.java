@@ -10,6 +10,7 @@ import io.jtap.xen.linux.Syscalls;
 import io.jtap.xen.linux.Syscalls.ErrnoException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.LinkedHashSet;
 import java.util.Set;
 import com.sun.jna.Pointer;
@@ -83,7 +84,7 @@ public final class SimulatedGrantTable implements GrantTable {
             }
             ByteBuffer buffer = reserved.getByteBuffer(0, length);
             SimulatedGrantMapping mapping = new SimulatedGrantMapping(this, granter, ownRefs, writable, address,
-                    writable ? buffer : buffer.asReadOnlyBuffer());
+                    writable ? buffer : buffer.asReadOnlyBuffer().order(ByteOrder.nativeOrder()));
             mappings.add(mapping);
             xen.registered(mapping);
             return mapping;
