@@ -27,7 +27,8 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class KernelUapiLayoutTest {
     private static final List<String> HEADERS = List.of(
-            "/usr/include/xen/gntdev.h", "/usr/include/xen/evtchn.h", "/usr/include/xen/grant_table.h");
+            "/usr/include/xen/gntdev.h", "/usr/include/xen/evtchn.h", "/usr/include/xen/gntalloc.h",
+            "/usr/include/xen/grant_table.h");
 
     /** C expression → the Java value that must equal it. */
     private static Map<String, Long> expectations() {
@@ -121,6 +122,22 @@ class KernelUapiLayoutTest {
         e.put("sizeof(struct ioctl_evtchn_notify)", (long) EvtchnDescriptor.NOTIFY_SIZE);
         e.put("offsetof(struct ioctl_evtchn_notify, port)", (long) EvtchnDescriptor.NOTIFY_PORT_OFFSET);
         e.put("sizeof(evtchn_port_t)", (long) EvtchnDescriptor.EVTCHN_PORT_SIZE);
+        // gntalloc, used by the Linux contract tests to grant this domain's pages to itself
+        e.put("IOCTL_GNTALLOC_ALLOC_GREF", LinuxGntallocFrontend.IOCTL_GNTALLOC_ALLOC_GREF);
+        e.put("IOCTL_GNTALLOC_DEALLOC_GREF", LinuxGntallocFrontend.IOCTL_GNTALLOC_DEALLOC_GREF);
+        e.put("sizeof(struct ioctl_gntalloc_alloc_gref)", (long) LinuxGntallocFrontend.ALLOC_GREF_SIZE);
+        e.put("offsetof(struct ioctl_gntalloc_alloc_gref, domid)", (long) LinuxGntallocFrontend.ALLOC_GREF_DOMID_OFFSET);
+        e.put("offsetof(struct ioctl_gntalloc_alloc_gref, flags)", (long) LinuxGntallocFrontend.ALLOC_GREF_FLAGS_OFFSET);
+        e.put("offsetof(struct ioctl_gntalloc_alloc_gref, count)", (long) LinuxGntallocFrontend.ALLOC_GREF_COUNT_OFFSET);
+        e.put("offsetof(struct ioctl_gntalloc_alloc_gref, index)", (long) LinuxGntallocFrontend.ALLOC_GREF_INDEX_OFFSET);
+        e.put("offsetof(struct ioctl_gntalloc_alloc_gref, gref_ids)",
+                (long) LinuxGntallocFrontend.ALLOC_GREF_GREF_IDS_OFFSET);
+        e.put("sizeof(struct ioctl_gntalloc_dealloc_gref)", (long) LinuxGntallocFrontend.DEALLOC_GREF_SIZE);
+        e.put("offsetof(struct ioctl_gntalloc_dealloc_gref, index)",
+                (long) LinuxGntallocFrontend.DEALLOC_GREF_INDEX_OFFSET);
+        e.put("offsetof(struct ioctl_gntalloc_dealloc_gref, count)",
+                (long) LinuxGntallocFrontend.DEALLOC_GREF_COUNT_OFFSET);
+        e.put("GNTALLOC_FLAG_WRITABLE", (long) LinuxGntallocFrontend.GNTALLOC_FLAG_WRITABLE);
         return e;
     }
 
@@ -161,7 +178,7 @@ class KernelUapiLayoutTest {
         StringBuilder c = new StringBuilder();
         c.append("#include <stdio.h>\n#include <stddef.h>\n#include <stdint.h>\n#include <sys/ioctl.h>\n")
                 .append("#include <xen/xen.h>\n#include <xen/grant_table.h>\n#include <xen/event_channel.h>\n")
-                .append("#include <xen/gntdev.h>\n#include <xen/evtchn.h>\n")
+                .append("#include <xen/gntdev.h>\n#include <xen/evtchn.h>\n#include <xen/gntalloc.h>\n")
                 .append("int main(void) {\n");
         for (String expr : expected.keySet()) {
             c.append("    printf(\"%lld\\t%s\\n\", (long long) (").append(expr).append("), \"")
