@@ -46,6 +46,13 @@ public final class LibC {
     public static final int EINVAL = 22;
     public static final int ENOTTY = 25;
 
+    // Errnos of the event-channel and grant devices (asm-generic/errno-base.h, errno.h), used by both the Linux
+    // implementations and the simulation that mimics them.
+    public static final int ESRCH = 3;
+    public static final int EFBIG = 27;
+    public static final int ENOSPC = 28;
+    public static final int ENOTCONN = 107;
+
     private static final Throwable LOAD_FAILURE;
 
     static {
