@@ -83,7 +83,7 @@ public final class BlkifRequestDescriptor {
         return length;
     }
 
-    /** Byte offset of {@code seg[index]} in the request at {@code offset}; read it with {@link BlkifSegmentDescriptor}. */
+    /** Byte offset of {@code seg[index]} in the request at {@code offset}; see {@link BlkifSegmentDescriptor}. */
     public int segmentOffset(final int offset, final int index) {
         return offset + segOffset + index * BlkifSegmentDescriptor.LENGTH;
     }
