@@ -112,7 +112,7 @@ public final class BackRing {
     /**
      * Requests that can be consumed now: published by the front end and with room for their responses. Xen:
      * {@code RING_HAS_UNCONSUMED_REQUESTS} ({@code XEN_RING_NR_UNCONSUMED_REQUESTS}). Bounded by {@link #size()}
-     * even when req_prod is bogus; {@link #pollRequests()} also checks it.
+     * even when req_prod is bogus; {@link #pollRequests()} also checks it. Allows that many {@link #copyRequest}s.
      */
     public int unconsumedRequests() {
         // We see the requests up to req_prod /before/ we copy them (the acquire is Xen's xen_rmb()).
