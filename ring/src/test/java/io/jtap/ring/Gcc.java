@@ -60,7 +60,7 @@ final class Gcc {
             }
         }
         try {
-            final Path probe = workDir.resolve("probe-" + target + ".c");
+            final Path probe = workDir.resolve("probe.c");
             Files.writeString(probe, "#include <stdint.h>\n#include <stdio.h>\n#include <xen/io/blkif.h>\n"
                 + "int main(void) { printf(\"%d\\n\", (int) sizeof(struct blkif_request)); return 0; }\n");
             final Path exe = compile(probe, target);
