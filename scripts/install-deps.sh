@@ -11,6 +11,7 @@ declare -A NEED=(
     [linux-libc-dev]=/usr/include/xen/gntdev.h
     [iproute2]=/usr/sbin/ip
     [qemu-utils]=/usr/bin/qemu-img
+    [gcc-multilib]=/usr/include/x86_64-linux-gnu/gnu/stubs-32.h
 )
 
 missing=()
