@@ -68,9 +68,10 @@ public interface XenStore extends XenStoreAccess, AutoCloseable {
      * <p>The listener is installed before the request is sent, so an event that arrives before the reply (xenstored
      * is free to send it first) is delivered, not lost.
      *
-     * @param token the watch token, unique among this connection's open watches; {@code null} picks a fresh one
-     * @throws XenStoreException EEXIST when this connection already watches {@code path} with {@code token}
-     * @throws IllegalArgumentException when the token is already used by another open watch of this connection
+     * @param token the watch token, unique among this connection's open watches (events are routed by token);
+     *     {@code null} picks a fresh one
+     * @throws IllegalArgumentException when the token is already used by an open watch of this connection (so
+     *     xenstored's EEXIST for a repeated path and token cannot arise)
      */
     Watch watch(String path, String token, WatchListener listener) throws IOException;
 
