@@ -1,5 +1,9 @@
 package io.jtap.xen.sim;
 
+import io.jtap.xen.EventChannels;
+import io.jtap.xen.GrantTable;
+import io.jtap.xen.XenPlatform;
+import io.jtap.xen.XenStore;
 import io.jtap.xen.linux.Syscalls.ErrnoException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -49,11 +53,54 @@ public final class SimulatedXen implements AutoCloseable {
     private final Set<SimulatedGrantMapping> liveMappings = new LinkedHashSet<>();
     private final Set<SimulatedEventChannels> openEventChannels = new LinkedHashSet<>();
     private final Map<String, Supplier<? extends Collection<String>>> leakSources = new LinkedHashMap<>();
+    private final SimulatedXenStore xenStore = new SimulatedXenStore();
     private int nextDomid = 1;
     private boolean closed;
 
     public SimulatedXen() {
         domains.put(DOM0, new SimulatedDomain(this, DOM0, "Domain-0", DEFAULT_MAX_PAGES));
+        addLeakSource("xenstore", () -> xenStore.leaks().lines().toList());
+    }
+
+    /** The world's xenstore; {@link SimulatedXenStore#connect(int)} opens a connection as a domain. */
+    public SimulatedXenStore xenStore() {
+        return xenStore;
+    }
+
+    /**
+     * The facilities as seen from {@code domid}: what a backend running in that domain is handed. Every handle it
+     * opens is owned by the caller and counted by {@link #leaks()} until closed.
+     *
+     * @throws NoSuchElementException when the domain does not exist
+     */
+    public XenPlatform platform(int domid) {
+        SimulatedDomain domain = domain(domid);
+        return new XenPlatform() {
+            @Override
+            public int domid() {
+                return domid;
+            }
+
+            @Override
+            public GrantTable openGrantTable() {
+                return domain.openGrantTable();
+            }
+
+            @Override
+            public EventChannels openEventChannels() throws IOException {
+                return domain.openEventChannels();
+            }
+
+            @Override
+            public XenStore openXenStore() {
+                return xenStore.connect(domid);
+            }
+
+            @Override
+            public String describe() {
+                return "simulated Xen, domid=" + domid;
+            }
+        };
     }
 
     /** Domain 0, where the backend under test runs. */
@@ -71,13 +118,15 @@ public final class SimulatedXen implements AutoCloseable {
         if (maxPages <= 0) {
             throw new IllegalArgumentException("domain needs memory: name=" + name + ", maxPages=" + maxPages);
         }
+        SimulatedDomain domain;
         synchronized (lock) {
             ensureOpen();
             int domid = nextDomid++;
-            SimulatedDomain domain = new SimulatedDomain(this, domid, name, maxPages);
+            domain = new SimulatedDomain(this, domid, name, maxPages);
             domains.put(domid, domain);
-            return domain;
         }
+        xenStore.introduceDomain(domain.domid());
+        return domain;
     }
 
     /**
@@ -228,6 +277,7 @@ public final class SimulatedXen implements AutoCloseable {
                 }
             }
             domains.clear();
+            xenStore.close();
             closed = true;
             if (!failures.isEmpty()) {
                 UncheckedIOException error = new UncheckedIOException("closing simulated Xen failed: failures="

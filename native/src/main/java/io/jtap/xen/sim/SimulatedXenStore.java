@@ -115,8 +115,8 @@ public final class SimulatedXenStore implements AutoCloseable {
     }
 
     /**
-     * What is still open on connections that were not closed: one line per open watch or transaction, or "" when
-     * nothing leaked.
+     * What is still open: one line per connection that was not closed, and per open watch or transaction on it, or ""
+     * when nothing leaked.
      */
     public String leaks() {
         StringBuilder out = new StringBuilder();
@@ -125,6 +125,8 @@ public final class SimulatedXenStore implements AutoCloseable {
                 if (c.closed) {
                     continue;
                 }
+                out.append("open connection: domid=").append(c.domid).append(", connection=").append(c.id)
+                        .append('\n');
                 for (SimWatch w : c.watches.values()) {
                     out.append("open watch: domid=").append(c.domid).append(", connection=").append(c.id)
                             .append(", path=").append(w.path).append(", token=").append(w.token).append('\n');
