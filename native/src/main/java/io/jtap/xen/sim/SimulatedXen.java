@@ -4,6 +4,8 @@ import io.jtap.xen.EventChannels;
 import io.jtap.xen.GrantTable;
 import io.jtap.xen.XenPlatform;
 import io.jtap.xen.XenStore;
+import io.jtap.xen.XenStorePermission;
+import io.jtap.xen.XenStorePermission.Access;
 import io.jtap.xen.linux.Syscalls.ErrnoException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -59,7 +61,12 @@ public final class SimulatedXen implements AutoCloseable {
 
     public SimulatedXen() {
         domains.put(DOM0, new SimulatedDomain(this, DOM0, "Domain-0", DEFAULT_MAX_PAGES));
-        addLeakSource("xenstore", () -> xenStore.leaks().lines().toList());
+        writeDomainHome(DOM0, "Domain-0");
+        addLeakSource("xenstore", () -> {
+            List<String> leaks = new ArrayList<>(xenStore.openConnections());
+            xenStore.leaks().lines().forEach(leaks::add);
+            return leaks;
+        });
     }
 
     /** The world's xenstore; {@link SimulatedXenStore#connect(int)} opens a connection as a domain. */
@@ -125,8 +132,34 @@ public final class SimulatedXen implements AutoCloseable {
             domain = new SimulatedDomain(this, domid, name, maxPages);
             domains.put(domid, domain);
         }
+        writeDomainHome(domain.domid(), name);
         xenStore.introduceDomain(domain.domid());
         return domain;
+    }
+
+    /**
+     * Writes a domain's home as the toolstack does when it builds the domain: {@code /local/domain/<id>} owned by dom0
+     * and readable by the domain, with {@code domid} and {@code name}, a {@code device} directory for frontends, and
+     * {@code data} owned by the domain.
+     */
+    private void writeDomainHome(int domid, String name) {
+        String home = "/local/domain/" + domid;
+        List<XenStorePermission> readable = domid == DOM0 ? List.of(XenStorePermission.of(DOM0, Access.NONE))
+                : List.of(XenStorePermission.of(DOM0, Access.NONE), XenStorePermission.of(domid, Access.READ));
+        try (XenStore store = xenStore.connect(DOM0)) {
+            store.transaction(tx -> {
+                tx.mkdir(home);
+                tx.setPermissions(home, readable);
+                tx.write(home + "/domid", Integer.toString(domid));
+                tx.write(home + "/name", name);
+                tx.mkdir(home + "/device");
+                tx.mkdir(home + "/data");
+                tx.setPermissions(home + "/data", List.of(XenStorePermission.of(domid, Access.NONE)));
+                return null;
+            });
+        } catch (IOException e) {
+            throw new UncheckedIOException("simulated toolstack could not write the domain's home: domid=" + domid, e);
+        }
     }
 
     /**

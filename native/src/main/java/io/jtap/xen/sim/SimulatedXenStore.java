@@ -115,8 +115,8 @@ public final class SimulatedXenStore implements AutoCloseable {
     }
 
     /**
-     * What is still open: one line per connection that was not closed, and per open watch or transaction on it, or ""
-     * when nothing leaked.
+     * What is still open on connections that were not closed: one line per open watch or transaction, or "" when
+     * nothing leaked. {@link #openConnections()} lists the connections themselves.
      */
     public String leaks() {
         StringBuilder out = new StringBuilder();
@@ -125,8 +125,6 @@ public final class SimulatedXenStore implements AutoCloseable {
                 if (c.closed) {
                     continue;
                 }
-                out.append("open connection: domid=").append(c.domid).append(", connection=").append(c.id)
-                        .append('\n');
                 for (SimWatch w : c.watches.values()) {
                     out.append("open watch: domid=").append(c.domid).append(", connection=").append(c.id)
                             .append(", path=").append(w.path).append(", token=").append(w.token).append('\n');
@@ -138,6 +136,19 @@ public final class SimulatedXenStore implements AutoCloseable {
             }
         }
         return out.toString();
+    }
+
+    /** One line per connection not yet closed. */
+    public List<String> openConnections() {
+        List<String> open = new ArrayList<>();
+        synchronized (lock) {
+            for (SimConnection c : connections) {
+                if (!c.closed) {
+                    open.add("open connection: domid=" + c.domid + ", connection=" + c.id);
+                }
+            }
+        }
+        return open;
     }
 
     /** @throws AssertionError listing {@link #leaks()} when anything leaked */

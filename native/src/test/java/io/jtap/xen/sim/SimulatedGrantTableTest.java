@@ -169,8 +169,8 @@ class SimulatedGrantTableTest extends GrantTableContract {
     @Test
     void otherFacilitiesReportTheirLeaksThroughTheWorld() {
         List<String> open = new java.util.ArrayList<>(List.of("watch /local/domain/1"));
-        xen.addLeakSource("xenstore", () -> open);
-        assertEquals(List.of("xenstore: watch /local/domain/1"), xen.leaks());
+        xen.addLeakSource("example-facility", () -> open);
+        assertEquals(List.of("example-facility: watch /local/domain/1"), xen.leaks());
         open.clear();
         assertEquals(List.of(), xen.leaks());
     }
