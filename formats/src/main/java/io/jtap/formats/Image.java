@@ -54,7 +54,10 @@ public interface Image extends AutoCloseable {
      */
     int alignment();
 
-    /** True when the image was opened read-only; writing methods then throw {@link java.nio.file.AccessDeniedException}. */
+    /**
+     * True when the image was opened read-only; writing methods then throw
+     * {@link java.nio.file.AccessDeniedException}.
+     */
     boolean isReadOnly();
 
     /**
