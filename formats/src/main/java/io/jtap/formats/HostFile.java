@@ -244,6 +244,25 @@ public final class HostFile implements AutoCloseable {
         return fallocate(LibC.FALLOC_FL_ZERO_RANGE | LibC.FALLOC_FL_KEEP_SIZE, offset, length);
     }
 
+    /**
+     * Makes the range read as zeros and allocated within the file's size, growing the file if needed:
+     * {@code FALLOC_FL_ZERO_RANGE} without {@code KEEP_SIZE}, else by writing zeros.
+     */
+    public void zeroFill(long offset, long length) throws IOException {
+        if (length == 0 || fallocate(LibC.FALLOC_FL_ZERO_RANGE, offset, length)) {
+            return;
+        }
+        int chunk = (int) Math.min(length, 1 << 20);
+        ByteBuffer zeros = direct ? ByteBuffer.allocateDirect(chunk + alignment).alignedSlice(alignment)
+                : ByteBuffer.allocate(chunk);
+        for (long done = 0; done < length; ) {
+            zeros.clear().limit((int) Math.min(chunk, length - done));
+            int n = zeros.remaining();
+            write(zeros, offset + done);
+            done += n;
+        }
+    }
+
     /** Allocates the range ({@code fallocate} mode 0), growing the file; false when unsupported. */
     public boolean allocate(long offset, long length) throws IOException {
         return fallocate(0, offset, length);
