@@ -1,0 +1,319 @@
+package io.jtap.formats;
+
+import com.sun.nio.file.ExtendedOpenOption;
+import io.jtap.formats.internal.LibC;
+import io.jtap.formats.internal.NativeFiles;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.OpenOption;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * A host file (regular file or block device) an image stores its bytes in, as both a {@link FileChannel} (for Java
+ * IO) and a native file descriptor (for {@code fallocate}, {@code lseek(SEEK_DATA)} and, later, io_uring), opened with
+ * the same access mode and the same {@code O_DIRECT} setting.
+ *
+ * <p>Owned by one image; {@link Extent}s borrow it. Thread-safe: positional IO only. Without the libc binding the
+ * descriptor is absent ({@link #fd()} throws) and hole punching and data seeking report "unsupported".
+ *
+ * <p>With {@code O_DIRECT} ({@link #isDirect()}) every offset, length and buffer address of the caller's own IO must
+ * be a multiple of {@link #alignment()}; {@link #read} and {@link #write} bounce unaligned buffers themselves.
+ */
+public final class HostFile implements AutoCloseable {
+    /** Direct IO on Linux needs at most this alignment (the largest logical block size in practice). */
+    private static final int MAX_DIRECT_ALIGNMENT = 4096;
+    /** The smallest logical block size; a direct file tries it first. */
+    private static final int MIN_DIRECT_ALIGNMENT = 512;
+
+    private final Path path;
+    private final FileChannel channel;
+    private final int fd;
+    private final IOException fdFailure;
+    private final boolean writable;
+    private final boolean direct;
+    private final boolean blockDevice;
+    private final int alignment;
+    private final AtomicBoolean closed = new AtomicBoolean();
+
+    private HostFile(Path path, FileChannel channel, int fd, IOException fdFailure, boolean writable, boolean direct,
+                     boolean blockDevice, int alignment) {
+        this.path = path;
+        this.channel = channel;
+        this.fd = fd;
+        this.fdFailure = fdFailure;
+        this.writable = writable;
+        this.direct = direct;
+        this.blockDevice = blockDevice;
+        this.alignment = alignment;
+    }
+
+    /**
+     * Opens an existing file or block device.
+     *
+     * @param writable open read-write, else read-only
+     * @param direct   bypass the page cache ({@code O_DIRECT}); the alignment is then probed (512, else 4096)
+     */
+    public static HostFile open(Path path, boolean writable, boolean direct) throws IOException {
+        List<OpenOption> options = new ArrayList<>();
+        options.add(StandardOpenOption.READ);
+        if (writable) {
+            options.add(StandardOpenOption.WRITE);
+        }
+        if (direct) {
+            options.add(ExtendedOpenOption.DIRECT);
+        }
+        boolean blockDevice = isBlockDevice(path);
+        FileChannel channel = FileChannel.open(path, options.toArray(new OpenOption[0]));
+        int fd = -1;
+        IOException fdFailure = null;
+        try {
+            if (NativeFiles.isAvailable()) {
+                int flags = (writable ? LibC.O_RDWR : LibC.O_RDONLY) | (direct ? LibC.oDirect() : 0);
+                fd = NativeFiles.open(path.toString(), flags);
+            } else {
+                fdFailure = new IOException("no native descriptor: cause=" + LibC.loadFailure());
+            }
+            int alignment = direct ? probeDirectAlignment(channel) : 1;
+            return new HostFile(path, channel, fd, fdFailure, writable, direct, blockDevice, alignment);
+        } catch (IOException | RuntimeException e) {
+            channel.close();
+            if (fd >= 0) {
+                NativeFiles.close(fd);
+            }
+            throw e;
+        }
+    }
+
+    private static boolean isBlockDevice(Path path) throws IOException {
+        try {
+            int mode = (Integer) Files.getAttribute(path, "unix:mode");
+            return (mode & 0170000) == 0060000;
+        } catch (UnsupportedOperationException | IllegalArgumentException e) {
+            return false;
+        }
+    }
+
+    private static int probeDirectAlignment(FileChannel channel) throws IOException {
+        ByteBuffer buf = ByteBuffer.allocateDirect(2 * MAX_DIRECT_ALIGNMENT).alignedSlice(MAX_DIRECT_ALIGNMENT);
+        buf.limit(MIN_DIRECT_ALIGNMENT);
+        try {
+            channel.read(buf, 0);
+            return MIN_DIRECT_ALIGNMENT;
+        } catch (IOException e) {
+            return MAX_DIRECT_ALIGNMENT;
+        }
+    }
+
+    public Path path() {
+        return path;
+    }
+
+    /** The channel for positional Java IO. Borrowed: do not close. */
+    public FileChannel channel() {
+        return channel;
+    }
+
+    /** The native descriptor (same file, same flags). Borrowed: do not close. */
+    public int fd() throws IOException {
+        if (fd < 0) {
+            throw fdFailure;
+        }
+        return fd;
+    }
+
+    public boolean isWritable() {
+        return writable;
+    }
+
+    public boolean isDirect() {
+        return direct;
+    }
+
+    public boolean isBlockDevice() {
+        return blockDevice;
+    }
+
+    /** 1 for buffered files; the probed logical block size for direct ones. */
+    public int alignment() {
+        return alignment;
+    }
+
+    /** Size in bytes (for a block device, the device size). */
+    public long size() throws IOException {
+        if (blockDevice) {
+            if (fd < 0) {
+                throw new IOException("block device size needs the native descriptor: path=" + path, fdFailure);
+            }
+            return NativeFiles.lseek(fd, 0, LibC.SEEK_END);
+        }
+        return channel.size();
+    }
+
+    /**
+     * Reads {@code dst.remaining()} bytes at {@code position}; bytes past the end of the file read as zeros.
+     * Any buffer; unaligned IO on a direct file is bounced.
+     */
+    public void read(ByteBuffer dst, long position) throws IOException {
+        if (direct && !isAligned(dst, position)) {
+            bouncedRead(dst, position);
+            return;
+        }
+        long pos = position;
+        while (dst.hasRemaining()) {
+            int n = channel.read(dst, pos);
+            if (n < 0) {
+                while (dst.hasRemaining()) {
+                    dst.put((byte) 0);
+                }
+                return;
+            }
+            pos += n;
+        }
+    }
+
+    /** Writes all of {@code src} at {@code position}. Any buffer; unaligned IO on a direct file is bounced. */
+    public void write(ByteBuffer src, long position) throws IOException {
+        if (direct && !isAligned(src, position)) {
+            bouncedWrite(src, position);
+            return;
+        }
+        long pos = position;
+        while (src.hasRemaining()) {
+            pos += channel.write(src, pos);
+        }
+    }
+
+    private boolean isAligned(ByteBuffer buf, long position) {
+        return buf.isDirect() && position % alignment == 0 && buf.remaining() % alignment == 0
+                && buf.alignmentOffset(buf.position(), alignment) == 0;
+    }
+
+    private ByteBuffer bounce(long start, long end) {
+        int len = Math.toIntExact(end - start);
+        return ByteBuffer.allocateDirect(len + alignment).alignedSlice(alignment).limit(len);
+    }
+
+    private void bouncedRead(ByteBuffer dst, long position) throws IOException {
+        long start = Math.floorDiv(position, alignment) * alignment;
+        long end = roundUp(position + dst.remaining(), alignment);
+        ByteBuffer tmp = bounce(start, end);
+        read(tmp, start);
+        tmp.position((int) (position - start)).limit((int) (position - start) + dst.remaining());
+        dst.put(tmp);
+    }
+
+    private void bouncedWrite(ByteBuffer src, long position) throws IOException {
+        long start = Math.floorDiv(position, alignment) * alignment;
+        long end = roundUp(position + src.remaining(), alignment);
+        ByteBuffer tmp = bounce(start, end);
+        if (start != position || end != position + src.remaining()) {
+            read(tmp, start);
+            tmp.clear().limit((int) (end - start));
+        }
+        tmp.position((int) (position - start));
+        tmp.put(src);
+        tmp.clear().limit((int) (end - start));
+        write(tmp, start);
+    }
+
+    private static long roundUp(long value, long unit) {
+        return Math.floorDiv(value + unit - 1, unit) * unit;
+    }
+
+    /** {@code fdatasync}: data and the metadata needed to find it are durable on return. */
+    public void sync() throws IOException {
+        channel.force(false);
+    }
+
+    /**
+     * Deallocates the range, keeping the size ({@code FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE}); it then reads
+     * as zeros. Returns false, changing nothing, when the file system, device or binding cannot.
+     */
+    public boolean punchHole(long offset, long length) throws IOException {
+        return fallocate(LibC.FALLOC_FL_PUNCH_HOLE | LibC.FALLOC_FL_KEEP_SIZE, offset, length);
+    }
+
+    /** Zeroes the range without writing data ({@code FALLOC_FL_ZERO_RANGE}); false when unsupported. */
+    public boolean zeroRange(long offset, long length) throws IOException {
+        return fallocate(LibC.FALLOC_FL_ZERO_RANGE | LibC.FALLOC_FL_KEEP_SIZE, offset, length);
+    }
+
+    /**
+     * Makes the range read as zeros and allocated within the file's size, growing the file if needed:
+     * {@code FALLOC_FL_ZERO_RANGE} without {@code KEEP_SIZE}, else by writing zeros.
+     */
+    public void zeroFill(long offset, long length) throws IOException {
+        if (length == 0 || fallocate(LibC.FALLOC_FL_ZERO_RANGE, offset, length)) {
+            return;
+        }
+        int chunk = (int) Math.min(length, 1 << 20);
+        ByteBuffer zeros = direct ? ByteBuffer.allocateDirect(chunk + alignment).alignedSlice(alignment)
+                : ByteBuffer.allocate(chunk);
+        for (long done = 0; done < length; ) {
+            zeros.clear().limit((int) Math.min(chunk, length - done));
+            int n = zeros.remaining();
+            write(zeros, offset + done);
+            done += n;
+        }
+    }
+
+    /** Allocates the range ({@code fallocate} mode 0), growing the file; false when unsupported. */
+    public boolean allocate(long offset, long length) throws IOException {
+        return fallocate(0, offset, length);
+    }
+
+    private boolean fallocate(int mode, long offset, long length) throws IOException {
+        if (fd < 0 || length == 0) {
+            return length == 0;
+        }
+        try {
+            NativeFiles.fallocate(fd, mode, offset, length);
+            return true;
+        } catch (NativeFiles.ErrnoException e) {
+            if (e.isUnsupported()) {
+                return false;
+            }
+            throw e;
+        }
+    }
+
+    /** Whether {@link #nextData}/{@link #nextHole} work. */
+    public boolean canSeekData() {
+        return fd >= 0 && !blockDevice;
+    }
+
+    /** {@code lseek(SEEK_DATA)}: the first data offset at or after {@code offset}, or -1 when there is none. */
+    public long nextData(long offset) throws IOException {
+        return NativeFiles.lseek(fd(), offset, LibC.SEEK_DATA);
+    }
+
+    /** {@code lseek(SEEK_HOLE)}: the first hole at or after {@code offset} (the end of file counts), or -1. */
+    public long nextHole(long offset) throws IOException {
+        return NativeFiles.lseek(fd(), offset, LibC.SEEK_HOLE);
+    }
+
+    @Override
+    public void close() throws IOException {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
+        try {
+            channel.close();
+        } finally {
+            if (fd >= 0) {
+                NativeFiles.close(fd);
+            }
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "HostFile[" + path + (direct ? ", direct" : "") + "]";
+    }
+}

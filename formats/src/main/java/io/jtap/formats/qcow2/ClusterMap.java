@@ -1,0 +1,151 @@
+package io.jtap.formats.qcow2;
+
+import io.jtap.formats.CorruptImageException;
+import io.jtap.formats.HostFile;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+
+/**
+ * Guest-to-host cluster mapping: the L1 table (in memory, written through at flush) and the L2 tables (write-back
+ * {@link MetadataCache}) (qcow2.txt, "Cluster mapping"; QEMU: {@code qcow2-cluster.c}).
+ *
+ * <p>Ordering: before a dirty L2 table is written the refcount blocks are made durable (the cache's
+ * {@link MetadataCache.BeforeWrite}); a new L2 table is written and synced before the L1 entry pointing to it is
+ * written ({@link #writeL1}). Not thread-safe: guarded by the image's metadata lock.
+ */
+final class ClusterMap {
+    static final long L1_OFFSET_MASK = 0x00fffffffffffe00L;
+    static final long L1_RESERVED = ~(L1_OFFSET_MASK | L2Entry.COPIED);
+
+    /** One guest cluster's L2 entry (and bitmap, for extended L2 entries; else 0). */
+    record Slot(long entry, long bitmap) {
+        static final Slot EMPTY = new Slot(0, 0);
+    }
+
+    private final HostFile file;
+    private final int clusterBits;
+    private final boolean extendedL2;
+    private final int entryBytes;
+    private final int l2Entries;
+    private final MetadataCache l2Cache;
+    private long l1Offset;
+    private long[] l1;
+    private int dirtyL1From = Integer.MAX_VALUE;
+    private int dirtyL1To = -1;
+
+    ClusterMap(HostFile file, Qcow2Header header, long l1Offset, int l1Size, long cacheBytes) throws IOException {
+        this.file = file;
+        this.clusterBits = header.clusterBits;
+        this.extendedL2 = header.extendedL2();
+        this.entryBytes = extendedL2 ? 16 : 8;
+        this.l2Entries = Qcow2Header.l2Entries(clusterBits, extendedL2);
+        this.l2Cache = new MetadataCache(file, 1 << clusterBits, cacheBytes);
+        this.l1Offset = l1Offset;
+        ByteBuffer raw = ByteBuffer.allocate(Math.multiplyExact(l1Size, 8));
+        file.read(raw, l1Offset);
+        l1 = new long[l1Size];
+        long mask = (1L << clusterBits) - 1;
+        for (int i = 0; i < l1Size; i++) {
+            l1[i] = raw.getLong(i * 8);
+            if ((l1[i] & L1_RESERVED) != 0 || (l1[i] & L1_OFFSET_MASK & mask) != 0) {
+                throw new CorruptImageException("bad L1 entry: index=" + i + ", entry=0x" + Long.toHexString(l1[i]));
+            }
+        }
+    }
+
+    MetadataCache l2Cache() {
+        return l2Cache;
+    }
+
+    int l2Entries() {
+        return l2Entries;
+    }
+
+    int l1Size() {
+        return l1.length;
+    }
+
+    long l1Offset() {
+        return l1Offset;
+    }
+
+    /** The raw L1 entry covering guest cluster {@code guestCluster} (0 past the table). */
+    long l1Entry(long guestCluster) {
+        long i = guestCluster / l2Entries;
+        return i < l1.length ? l1[(int) i] : 0;
+    }
+
+    /** The L2 entry of guest cluster {@code guestCluster}. */
+    Slot lookup(long guestCluster) throws IOException {
+        long l2 = l1Entry(guestCluster) & L1_OFFSET_MASK;
+        if (l2 == 0) {
+            return Slot.EMPTY;
+        }
+        MetadataCache.Table t = l2Cache.get(l2);
+        int at = (int) (guestCluster % l2Entries) * entryBytes;
+        return new Slot(t.data.getLong(at), extendedL2 ? t.data.getLong(at + 8) : 0);
+    }
+
+    /**
+     * Sets the standard L2 entry of {@code guestCluster}; its L2 table must exist ({@link #hasL2}). Not for
+     * extended L2 images (jtap opens those read-only).
+     */
+    void set(long guestCluster, long entry) throws IOException {
+        long l2 = l1Entry(guestCluster) & L1_OFFSET_MASK;
+        if (l2 == 0 || extendedL2) {
+            throw new IllegalStateException("no writable L2 table: guestCluster=" + guestCluster);
+        }
+        MetadataCache.Table t = l2Cache.get(l2);
+        t.data.putLong((int) (guestCluster % l2Entries) * 8, entry);
+        t.dirty = true;
+    }
+
+    boolean hasL2(long guestCluster) {
+        return (l1Entry(guestCluster) & L1_OFFSET_MASK) != 0;
+    }
+
+    /** Whether the L2 table of {@code guestCluster} is exclusively this L1's (COPIED), so it may be written. */
+    boolean l2Writable(long guestCluster) {
+        return (l1Entry(guestCluster) & L2Entry.COPIED) != 0;
+    }
+
+    /** Points the L1 entry of {@code guestCluster} at a new, empty L2 table at {@code hostOffset} (refcount 1). */
+    void installL2(long guestCluster, long hostOffset) throws IOException {
+        int i = (int) (guestCluster / l2Entries);
+        l2Cache.create(hostOffset);
+        l1[i] = hostOffset | L2Entry.COPIED;
+        dirtyL1From = Math.min(dirtyL1From, i);
+        dirtyL1To = Math.max(dirtyL1To, i);
+    }
+
+    boolean l1Dirty() {
+        return dirtyL1To >= 0;
+    }
+
+    /** Writes the dirty part of the L1 table (no sync); the caller has synced the L2 tables it points to. */
+    void writeL1() throws IOException {
+        if (dirtyL1To < 0) {
+            return;
+        }
+        ByteBuffer raw = ByteBuffer.allocate((dirtyL1To - dirtyL1From + 1) * 8);
+        for (int i = dirtyL1From; i <= dirtyL1To; i++) {
+            raw.putLong((i - dirtyL1From) * 8, l1[i]);
+        }
+        file.write(raw, l1Offset + dirtyL1From * 8L);
+        dirtyL1From = Integer.MAX_VALUE;
+        dirtyL1To = -1;
+    }
+
+    /** A copy of the L1 table, grown to {@code entries} (for moving the table on resize). */
+    long[] l1Copy(int entries) {
+        return java.util.Arrays.copyOf(l1, entries);
+    }
+
+    /** Switches to a moved, larger L1 table that the caller has written, synced and pointed the header at. */
+    void replaceL1(long newOffset, long[] newL1) {
+        l1Offset = newOffset;
+        l1 = newL1;
+        dirtyL1From = Integer.MAX_VALUE;
+        dirtyL1To = -1;
+    }
+}

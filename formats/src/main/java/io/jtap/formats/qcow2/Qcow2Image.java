@@ -1,0 +1,884 @@
+package io.jtap.formats.qcow2;
+
+import io.jtap.formats.BackingReference;
+import io.jtap.formats.BlockStatus;
+import io.jtap.formats.CorruptImageException;
+import io.jtap.formats.Extent;
+import io.jtap.formats.HostFile;
+import io.jtap.formats.Image;
+import io.jtap.formats.ImageFormat;
+import io.jtap.formats.OpenOptions;
+import io.jtap.formats.WriteMapping;
+import io.jtap.formats.internal.RangeCheck;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * An open qcow2 image (versions 2 and 3). Composes the concerns: {@link Qcow2Header}, {@link ClusterMap} (L1/L2),
+ * {@link RefcountTable} (allocation), {@link MetadataCache}, {@link Qcow2Snapshot}, {@link CompressedCluster}.
+ *
+ * <p>Locking: one metadata lock per image guards mapping, allocation, the caches and {@link #pending}; data IO
+ * (guest data, copy-on-write, backing reads) runs outside it.
+ *
+ * <p>Metadata ordering (QEMU's cache dependencies, made explicit in {@link #flushLocked}): guest data and refcount
+ * increments are durable before the L2 tables that reference them are written; new L2 tables are durable before the
+ * L1 entries that point to them; refcount decrements are applied only after the dropped references are durable.
+ *
+ * <p>Writable images are restricted to what jtap maintains fully: no internal snapshots, no extended L2 entries,
+ * clean (no dirty bit: lazy-refcount images left dirty need {@code qemu-img check -r all} first), not marked corrupt.
+ * Those open read-only. jtap itself keeps refcounts exact, so it never sets the dirty bit.
+ */
+public final class Qcow2Image implements Image {
+    private enum DiscardMode { ADVISORY, ZEROES, FULL }
+
+    private final Path path;
+    private final HostFile file;
+    private final Qcow2Header header;
+    private final boolean readOnly;
+    private final int clusterBits;
+    private final int clusterSize;
+    private final ClusterMap map;
+    private final RefcountTable refcounts;
+    private final Image backing;
+    private final Optional<BackingReference> backingRef;
+    private final List<Qcow2Snapshot> snapshots;
+    private final Object lock = new Object();
+    private final Map<Long, PendingCluster> pending = new HashMap<>();
+    private volatile long size;
+    private volatile CorruptImageException corrupt;
+    private boolean closed;
+
+    private Qcow2Image(Path path, HostFile file, Qcow2Header header, boolean readOnly, ClusterMap map,
+                       RefcountTable refcounts, Image backing, List<Qcow2Snapshot> snapshots, long size) {
+        this.path = path;
+        this.file = file;
+        this.header = header;
+        this.readOnly = readOnly;
+        this.clusterBits = header.clusterBits;
+        this.clusterSize = header.clusterSize();
+        this.map = map;
+        this.refcounts = refcounts;
+        this.backing = backing;
+        this.backingRef = header.backingFile.map(n -> new BackingReference(n, header.backingFormat));
+        this.snapshots = List.copyOf(snapshots);
+        this.size = size;
+        if (refcounts != null) {
+            map.l2Cache().setBeforeWrite(() -> {
+                // Refcounts, and the data the L2 entries point to, are durable before any L2 table is written.
+                refcounts.flushBlocks();
+                file.sync();
+            });
+        }
+    }
+
+    /** Opens the image in {@code file} (taking ownership of it) and its backing chain. */
+    static Qcow2Image open(Path path, HostFile file, OpenOptions options) throws IOException {
+        ByteBuffer start = ByteBuffer.allocate(Qcow2Header.V3_LENGTH);
+        file.read(start, 0);
+        int bits = Qcow2Header.peekClusterBits(start.clear());
+        ByteBuffer cluster0 = ByteBuffer.allocate(1 << bits);
+        file.read(cluster0, 0);
+        Qcow2Header header = Qcow2Header.parse(cluster0.clear());
+        List<Qcow2Snapshot> snapshots = Qcow2Snapshot.readTable(file, header);
+        boolean readOnly = options.readOnly();
+        if (!readOnly) {
+            String refusal = writeRefusal(header);
+            if (refusal != null) {
+                throw new IOException("qcow2 image cannot be opened for writing: reason=" + refusal + ", path="
+                        + path);
+            }
+        }
+        long l1Offset = header.l1TableOffset;
+        int l1Size = header.l1Size;
+        long size = header.size;
+        if (options.snapshot().isPresent()) {
+            String want = options.snapshot().get();
+            Qcow2Snapshot snap = snapshots.stream().filter(s -> s.id().equals(want)).findFirst()
+                    .or(() -> snapshots.stream().filter(s -> s.name().equals(want)).findFirst())
+                    .orElseThrow(() -> new IOException("no such snapshot: snapshot=" + want + ", path=" + path));
+            l1Offset = snap.l1TableOffset();
+            l1Size = snap.l1Size();
+            size = snap.diskSize() >= 0 ? snap.diskSize() : header.size;
+        }
+        if (!readOnly && header.autoclear != 0) {
+            // Autoclear features jtap does not maintain (persistent bitmaps) become invalid once it writes.
+            file.write(ByteBuffer.allocate(8), Qcow2Header.OFFSET_AUTOCLEAR);
+            file.sync();
+            header.autoclear = 0;
+        }
+        ClusterMap map = new ClusterMap(file, header, l1Offset, l1Size, options.cacheBytes());
+        RefcountTable refcounts = readOnly ? null : new RefcountTable(file, header, options.cacheBytes());
+        Image backing = null;
+        if (header.backingFile.isPresent() && options.openBacking()) {
+            backing = openBacking(path, header, options);
+        }
+        return new Qcow2Image(path, file, header, readOnly, map, refcounts, backing, snapshots, size);
+    }
+
+    private static String writeRefusal(Qcow2Header h) {
+        if ((h.incompatible & Qcow2Header.INCOMPAT_CORRUPT) != 0) {
+            return "marked corrupt (run qemu-img check -r all)";
+        }
+        if ((h.incompatible & Qcow2Header.INCOMPAT_DIRTY) != 0) {
+            return "dirty bit set: lazy refcounts may be stale (run qemu-img check -r all)";
+        }
+        if (h.nbSnapshots > 0) {
+            return "has internal snapshots (writing them is not supported yet), nb_snapshots=" + h.nbSnapshots;
+        }
+        if (h.extendedL2()) {
+            return "extended L2 entries (subclusters) are supported for reading only";
+        }
+        return null;
+    }
+
+    private static Image openBacking(Path path, Qcow2Header header, OpenOptions options) throws IOException {
+        BackingReference ref = new BackingReference(header.backingFile.get(), header.backingFormat);
+        Path self = path.toRealPath();
+        Path target = ref.resolveAgainst(self);
+        Path real = target.toRealPath();
+        if (real.equals(self) || options.chain().contains(real)) {
+            throw new IOException("backing chain loop: image=" + self + ", backing=" + real + ", chain="
+                    + options.chain());
+        }
+        if (options.chain().size() + 1 >= OpenOptions.MAX_CHAIN_LENGTH) {
+            throw new IOException("backing chain too long: length=" + (options.chain().size() + 1) + ", max="
+                    + OpenOptions.MAX_CHAIN_LENGTH + ", image=" + self);
+        }
+        ImageFormat format = header.backingFormat.isPresent() ? options.formats().get(header.backingFormat.get())
+                : options.formats().probe(real);
+        return format.open(real, options.forBackingOf(self));
+    }
+
+    /** The internal snapshots, as listed in the snapshot table. */
+    public List<Qcow2Snapshot> snapshots() {
+        return snapshots;
+    }
+
+    /** The image's format version (2 or 3). */
+    public int version() {
+        return header.version;
+    }
+
+    /** The cluster size in bytes. */
+    public int clusterSize() {
+        return clusterSize;
+    }
+
+    @Override
+    public String formatName() {
+        return "qcow2";
+    }
+
+    @Override
+    public long size() {
+        return size;
+    }
+
+    @Override
+    public int alignment() {
+        return 1;
+    }
+
+    @Override
+    public boolean isReadOnly() {
+        return readOnly;
+    }
+
+    @Override
+    public Optional<BackingReference> backing() {
+        return backingRef;
+    }
+
+    @Override
+    public Optional<Image> backingImage() {
+        return Optional.ofNullable(backing);
+    }
+
+    // ---------------------------------------------------------------- reading
+
+    @Override
+    public List<Extent> mapForRead(long offset, long length) throws IOException {
+        RangeCheck.check("mapForRead", offset, length, size, 1);
+        List<Extent> out = new ArrayList<>();
+        synchronized (lock) {
+            try {
+                for (long pos = offset; pos < offset + length; ) {
+                    long g = pos >> clusterBits;
+                    long to = Math.min(offset + length, (g + 1) << clusterBits);
+                    mapCluster(g, pos, to, out);
+                    pos = to;
+                }
+            } catch (CorruptImageException e) {
+                throw markCorrupt(e);
+            }
+        }
+        return out;
+    }
+
+    private void mapCluster(long g, long from, long to, List<Extent> out) throws IOException {
+        ClusterMap.Slot slot = map.lookup(g);
+        long entry = slot.entry();
+        long gStart = g << clusterBits;
+        L2Entry.Type type = L2Entry.type(entry, header.version);
+        if (type == L2Entry.Type.COMPRESSED) {
+            add(out, Extent.transformed(from, to - from));
+            return;
+        }
+        long host = L2Entry.hostOffset(entry);
+        if ((host & (clusterSize - 1)) != 0 || type == L2Entry.Type.NORMAL && !header.extendedL2()
+                && header.version >= 3 && (entry & L2Entry.NORMAL_RESERVED) != 0) {
+            throw new CorruptImageException("bad L2 entry: guestOffset=" + gStart + ", entry=0x"
+                    + Long.toHexString(entry));
+        }
+        if (!header.extendedL2()) {
+            switch (type) {
+                case NORMAL -> add(out, Extent.data(from, to - from, file, host + (from - gStart)));
+                case ZERO -> add(out, Extent.zero(from, to - from));
+                default -> addUnallocated(out, from, to);
+            }
+            return;
+        }
+        int sub = clusterSize / L2Entry.SUBCLUSTERS;
+        long bitmap = slot.bitmap();
+        for (long pos = from; pos < to; ) {
+            int i = (int) ((pos - gStart) / sub);
+            long end = Math.min(to, gStart + (long) (i + 1) * sub);
+            boolean alloc = (bitmap & (1L << i)) != 0;
+            boolean zero = (bitmap & (1L << (32 + i))) != 0;
+            if (alloc && (zero || host == 0)) {
+                throw new CorruptImageException("bad extended L2 entry: guestOffset=" + gStart + ", entry=0x"
+                        + Long.toHexString(entry) + ", bitmap=0x" + Long.toHexString(bitmap));
+            }
+            if (alloc) {
+                add(out, Extent.data(pos, end - pos, file, host + (pos - gStart)));
+            } else if (zero) {
+                add(out, Extent.zero(pos, end - pos));
+            } else {
+                addUnallocated(out, pos, end);
+            }
+            pos = end;
+        }
+    }
+
+    private void addUnallocated(List<Extent> out, long from, long to) {
+        if (backingRef.isEmpty()) {
+            add(out, Extent.zero(from, to - from));
+            return;
+        }
+        long limit = backing == null ? to : Math.min(to, Math.max(from, backing.size()));
+        if (limit > from) {
+            add(out, Extent.backing(from, limit - from));
+        }
+        if (to > limit) {
+            add(out, Extent.zero(limit, to - limit));
+        }
+    }
+
+    private static void add(List<Extent> out, Extent e) {
+        if (!out.isEmpty()) {
+            Extent merged = out.get(out.size() - 1).mergeWith(e);
+            if (merged != null) {
+                out.set(out.size() - 1, merged);
+                return;
+            }
+        }
+        out.add(e);
+    }
+
+    @Override
+    public void read(long offset, ByteBuffer dst) throws IOException {
+        long length = dst.remaining();
+        for (Extent e : mapForRead(offset, length)) {
+            ByteBuffer part = dst.slice(dst.position() + (int) (e.offset() - offset), (int) e.length());
+            switch (e.kind()) {
+                case DATA -> file.read(part, e.hostOffset());
+                case ZERO -> fillZero(part);
+                case BACKING -> {
+                    if (backing == null) {
+                        throw new IOException("backing image not open: path=" + path + ", backing="
+                                + backingRef.map(BackingReference::name).orElse("?"));
+                    }
+                    backing.read(e.offset(), part);
+                }
+                case TRANSFORMED -> readCompressed(e.offset(), part);
+            }
+        }
+        dst.position(dst.position() + (int) length);
+    }
+
+    private static void fillZero(ByteBuffer b) {
+        while (b.hasRemaining()) {
+            b.put((byte) 0);
+        }
+    }
+
+    private void readCompressed(long offset, ByteBuffer dst) throws IOException {
+        byte[] cluster = new byte[clusterSize];
+        while (dst.hasRemaining()) {
+            long g = offset >> clusterBits;
+            int within = (int) (offset - (g << clusterBits));
+            int n = Math.min(dst.remaining(), clusterSize - within);
+            long entry;
+            synchronized (lock) {
+                entry = map.lookup(g).entry();
+            }
+            ByteBuffer part = dst.slice(dst.position(), n);
+            if (L2Entry.type(entry, header.version) == L2Entry.Type.COMPRESSED) {
+                CompressedCluster.read(file, header, entry, cluster);
+                part.put(cluster, within, n);
+            } else {
+                read(offset, part);
+            }
+            dst.position(dst.position() + n);
+            offset += n;
+        }
+    }
+
+    @Override
+    public BlockStatus blockStatus(long offset, long length) throws IOException {
+        RangeCheck.check("blockStatus", offset, length, size, 1);
+        if (length == 0 || offset >= size) {
+            throw new IllegalArgumentException("blockStatus of an empty range: offset=" + offset + ", length="
+                    + length + ", size=" + size);
+        }
+        BlockStatus.Kind kind = null;
+        long pos = offset;
+        synchronized (lock) {
+            while (pos < offset + length) {
+                long g = pos >> clusterBits;
+                long to = Math.min(offset + length, (g + 1) << clusterBits);
+                ClusterMap.Slot slot = map.lookup(g);
+                long step = to - pos;
+                BlockStatus.Kind k;
+                L2Entry.Type type = L2Entry.type(slot.entry(), header.version);
+                if (header.extendedL2() && type != L2Entry.Type.COMPRESSED) {
+                    int sub = clusterSize / L2Entry.SUBCLUSTERS;
+                    int i = (int) ((pos - (g << clusterBits)) / sub);
+                    step = Math.min(to, (g << clusterBits) + (long) (i + 1) * sub) - pos;
+                    k = (slot.bitmap() & (1L << i)) != 0 ? BlockStatus.Kind.DATA
+                            : (slot.bitmap() & (1L << (32 + i))) != 0 ? BlockStatus.Kind.ZERO
+                            : BlockStatus.Kind.UNALLOCATED;
+                } else {
+                    k = switch (type) {
+                        case NORMAL, COMPRESSED -> BlockStatus.Kind.DATA;
+                        case ZERO -> BlockStatus.Kind.ZERO;
+                        case UNALLOCATED -> BlockStatus.Kind.UNALLOCATED;
+                    };
+                }
+                if (kind != null && k != kind) {
+                    break;
+                }
+                kind = k;
+                pos += step;
+            }
+        }
+        return new BlockStatus(kind, pos - offset);
+    }
+
+    // ---------------------------------------------------------------- writing
+
+    private void checkWritable() throws IOException {
+        RangeCheck.checkWritable(readOnly, this);
+        CorruptImageException c = corrupt;
+        if (c != null) {
+            throw new CorruptImageException("image is marked corrupt, refusing writes: path=" + path + ", cause="
+                    + c.getMessage(), c);
+        }
+    }
+
+    /** Records corruption, sets the header's corrupt bit (v3, writable, best effort) and returns {@code e}. */
+    CorruptImageException markCorrupt(CorruptImageException e) {
+        if (corrupt == null) {
+            corrupt = e;
+            if (!readOnly && header.version >= 3) {
+                try {
+                    header.incompatible |= Qcow2Header.INCOMPAT_CORRUPT;
+                    file.write(ByteBuffer.allocate(8).putLong(0, header.incompatible),
+                            Qcow2Header.OFFSET_INCOMPATIBLE);
+                    file.sync();
+                } catch (IOException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+            }
+        }
+        return e;
+    }
+
+    @Override
+    public void write(long offset, ByteBuffer src) throws IOException {
+        long length = src.remaining();
+        try (WriteMapping m = mapForWrite(offset, length)) {
+            for (Extent e : m.extents()) {
+                ByteBuffer part = src.slice(src.position() + (int) (e.offset() - offset), (int) e.length());
+                file.write(part, e.hostOffset());
+            }
+            m.complete();
+        }
+        src.position(src.position() + (int) length);
+    }
+
+    /** What mapForWrite decided for one guest cluster. */
+    private record Piece(long guestCluster, long from, long to, long inPlaceHost, PendingCluster cluster,
+                         boolean allocatedHere) {
+    }
+
+    @Override
+    public WriteMapping mapForWrite(long offset, long length) throws IOException {
+        checkWritable();
+        RangeCheck.check("mapForWrite", offset, length, size, 1);
+        List<Piece> pieces = new ArrayList<>();
+        synchronized (lock) {
+            checkWritable();
+            try {
+                List<long[]> wanted = new ArrayList<>();
+                for (long pos = offset; pos < offset + length; ) {
+                    long g = pos >> clusterBits;
+                    long to = Math.min(offset + length, (g + 1) << clusterBits);
+                    PendingCluster p = pending.get(g);
+                    if (p != null) {
+                        p.participants++;
+                        pieces.add(new Piece(g, pos, to, -1, p, false));
+                    } else {
+                        long entry = map.lookup(g).entry();
+                        if (L2Entry.type(entry, header.version) == L2Entry.Type.NORMAL
+                                && (entry & L2Entry.COPIED) != 0) {
+                            pieces.add(new Piece(g, pos, to, L2Entry.hostOffset(entry), null, false));
+                        } else {
+                            pieces.add(null);
+                            wanted.add(new long[] {g, pos, to, entry, pieces.size() - 1});
+                        }
+                    }
+                    pos = to;
+                }
+                reserve(wanted, pieces);
+            } catch (CorruptImageException e) {
+                releaseJoins(pieces);
+                throw markCorrupt(e);
+            } catch (IOException | RuntimeException e) {
+                releaseJoins(pieces);
+                throw e;
+            }
+        }
+        List<Qcow2WriteMapping.Part> parts = new ArrayList<>();
+        List<Extent> extents = new ArrayList<>();
+        IOException failure = null;
+        for (Piece piece : pieces) {
+            long gStart = piece.guestCluster << clusterBits;
+            if (piece.cluster == null) {
+                add(extents, Extent.data(piece.from, piece.to - piece.from, file,
+                        piece.inPlaceHost + (piece.from - gStart)));
+                continue;
+            }
+            parts.add(new Qcow2WriteMapping.Part(piece.cluster, piece.from, piece.to));
+            add(extents, Extent.data(piece.from, piece.to - piece.from, file,
+                    piece.cluster.hostOffset + (piece.from - gStart)));
+            if (piece.allocatedHere) {
+                IOException cowFailure = null;
+                try {
+                    copyOnWrite(piece.cluster, gStart, piece.from);
+                    copyOnWrite(piece.cluster, piece.to, gStart + clusterSize);
+                } catch (IOException e) {
+                    cowFailure = e;
+                    failure = failure == null ? e : failure;
+                }
+                piece.cluster.cowFinished(cowFailure);
+            }
+        }
+        for (Piece piece : pieces) {
+            if (piece.cluster != null && !piece.allocatedHere && failure == null) {
+                try {
+                    piece.cluster.awaitCow();
+                } catch (IOException e) {
+                    failure = e;
+                }
+            }
+        }
+        if (failure != null) {
+            abortParts(parts);
+            throw failure;
+        }
+        return new Qcow2WriteMapping(this, extents, parts);
+    }
+
+    private void releaseJoins(List<Piece> pieces) {
+        for (Piece p : pieces) {
+            if (p != null && p.cluster != null && !p.allocatedHere) {
+                p.cluster.participants--;
+            }
+        }
+    }
+
+    /** Under the lock: L2 tables and host clusters for the guest clusters in {@code wanted}. */
+    private void reserve(List<long[]> wanted, List<Piece> pieces) throws IOException {
+        if (wanted.isEmpty()) {
+            return;
+        }
+        int fresh = 0;
+        for (long[] w : wanted) {
+            ensureL2(w[0]);
+            if (!reusable(w[3])) {
+                fresh++;
+            }
+        }
+        long next = fresh == 0 ? -1 : refcounts.allocate(fresh);
+        for (long[] w : wanted) {
+            long entry = w[3];
+            boolean reuse = reusable(entry);
+            long host = reuse ? L2Entry.hostOffset(entry) : next;
+            if (!reuse) {
+                next += clusterSize;
+            }
+            PendingCluster p = new PendingCluster(w[0], host, entry, reuse);
+            pending.put(w[0], p);
+            pieces.set((int) w[4], new Piece(w[0], w[1], w[2], -1, p, true));
+        }
+    }
+
+    /** A preallocated zero cluster owned by this L2 alone can take the data itself. */
+    private boolean reusable(long entry) {
+        return L2Entry.type(entry, header.version) == L2Entry.Type.ZERO && L2Entry.hostOffset(entry) != 0
+                && (entry & L2Entry.COPIED) != 0;
+    }
+
+    private void ensureL2(long g) throws IOException {
+        if (map.hasL2(g)) {
+            if (!map.l2Writable(g)) {
+                throw new CorruptImageException("L2 table shared but image has no snapshots: guestOffset="
+                        + (g << clusterBits) + ", l1Entry=0x" + Long.toHexString(map.l1Entry(g)));
+            }
+            return;
+        }
+        long host = refcounts.allocate(1);
+        map.installL2(g, host);
+    }
+
+    /**
+     * Fills guest range {@code [from, to)} of the new cluster with the cluster's old contents: the backing image
+     * (up to its size and this image's size), zeros, a decompressed cluster, or the old host cluster.
+     */
+    private void copyOnWrite(PendingCluster p, long from, long to) throws IOException {
+        if (from >= to) {
+            return;
+        }
+        long gStart = p.guestCluster << clusterBits;
+        long host = p.hostOffset + (from - gStart);
+        long entry = p.oldEntry;
+        int len = (int) (to - from);
+        switch (L2Entry.type(entry, header.version)) {
+            case ZERO -> file.zeroFill(host, len);
+            case COMPRESSED -> {
+                byte[] cluster = new byte[clusterSize];
+                CompressedCluster.read(file, header, entry, cluster);
+                file.write(ByteBuffer.wrap(cluster, (int) (from - gStart), len), host);
+            }
+            case NORMAL -> {
+                ByteBuffer buf = ByteBuffer.allocate(len);
+                file.read(buf, L2Entry.hostOffset(entry) + (from - gStart));
+                file.write(buf.flip(), host);
+            }
+            case UNALLOCATED -> {
+                long limit = backing == null ? from : Math.max(from, Math.min(to, Math.min(backing.size(), size)));
+                if (limit > from) {
+                    ByteBuffer buf = ByteBuffer.allocate((int) (limit - from));
+                    backing.read(from, buf);
+                    file.write(buf.flip(), host);
+                }
+                file.zeroFill(host + (limit - from), to - limit);
+            }
+        }
+    }
+
+    void completeParts(List<Qcow2WriteMapping.Part> parts) throws IOException {
+        synchronized (lock) {
+            for (Qcow2WriteMapping.Part part : parts) {
+                PendingCluster p = part.cluster();
+                if (!p.linked) {
+                    try {
+                        link(p);
+                    } catch (CorruptImageException e) {
+                        throw markCorrupt(e);
+                    }
+                }
+                p.participants--;
+            }
+        }
+    }
+
+    /** Points the guest cluster's L2 entry at its new cluster and queues the old one's release. */
+    private void link(PendingCluster p) throws IOException {
+        map.set(p.guestCluster, p.hostOffset | L2Entry.COPIED);
+        p.linked = true;
+        pending.remove(p.guestCluster);
+        if (!p.reusesOldCluster) {
+            releaseOld(p.oldEntry);
+        }
+    }
+
+    /** Queues the release of the host clusters an L2 entry held (after its replacement is durable). */
+    private void releaseOld(long entry) {
+        switch (L2Entry.type(entry, header.version)) {
+            case COMPRESSED -> {
+                long[] c = CompressedCluster.hostClusters(entry, clusterBits);
+                refcounts.deferFree(c[0], c[1]);
+            }
+            case NORMAL, ZERO -> {
+                if (L2Entry.hostOffset(entry) != 0) {
+                    refcounts.deferFree(L2Entry.hostOffset(entry), 1);
+                }
+            }
+            case UNALLOCATED -> {
+            }
+        }
+    }
+
+    void abortParts(List<Qcow2WriteMapping.Part> parts) throws IOException {
+        IOException failure = null;
+        synchronized (lock) {
+            for (Qcow2WriteMapping.Part part : parts) {
+                PendingCluster p = part.cluster();
+                p.participants--;
+                if (p.linked || p.participants > 0) {
+                    // Others keep the cluster: give this range back its old contents rather than stale bytes.
+                    try {
+                        copyOnWrite(p, part.from(), part.to());
+                    } catch (IOException e) {
+                        failure = failure == null ? e : failure;
+                    }
+                } else {
+                    pending.remove(p.guestCluster);
+                    if (!p.reusesOldCluster) {
+                        refcounts.freeNow(p.hostOffset, 1);
+                    }
+                }
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    @Override
+    public void flush() throws IOException {
+        if (readOnly) {
+            return;
+        }
+        synchronized (lock) {
+            if (!closed) {
+                flushLocked();
+            }
+        }
+    }
+
+    /**
+     * The ordered flush: (1) refcount increments, sync — also making guest data durable; (2) L2 tables; (3) if the
+     * L1 changed, sync, then L1; (4) sync; (5) refcount decrements for references dropped in (2)/(3), sync; then
+     * punch holes where clusters became free.
+     */
+    private void flushLocked() throws IOException {
+        if (map.l2Cache().hasDirty()) {
+            map.l2Cache().writeDirty();
+        } else {
+            refcounts.flushBlocks();
+        }
+        if (map.l1Dirty()) {
+            file.sync();
+            map.writeL1();
+        }
+        file.sync();
+        if (refcounts.hasDeferredFrees()) {
+            List<Long> freed = refcounts.applyDeferredFrees();
+            refcounts.flushBlocks();
+            file.sync();
+            for (long host : freed) {
+                file.punchHole(host, clusterSize);
+            }
+        }
+    }
+
+    @Override
+    public void discard(long offset, long length) throws IOException {
+        discardRange(offset, length, DiscardMode.ADVISORY);
+    }
+
+    @Override
+    public void writeZeroes(long offset, long length) throws IOException {
+        discardRange(offset, length, DiscardMode.ZEROES);
+    }
+
+    private void discardRange(long offset, long length, DiscardMode mode) throws IOException {
+        checkWritable();
+        RangeCheck.check(mode == DiscardMode.ZEROES ? "writeZeroes" : "discard", offset, length, size, 1);
+        List<long[]> explicitZeroes = new ArrayList<>();
+        long end = offset + length;
+        synchronized (lock) {
+            checkWritable();
+            try {
+                for (long pos = offset; pos < end; ) {
+                    long g = pos >> clusterBits;
+                    long gStart = g << clusterBits;
+                    long to = Math.min(end, gStart + clusterSize);
+                    boolean whole = pos == gStart && (to == gStart + clusterSize || to == size);
+                    if (!whole || pending.containsKey(g) || !dropCluster(g, mode)) {
+                        if (mode == DiscardMode.ZEROES) {
+                            explicitZeroes.add(new long[] {pos, to});
+                        }
+                    }
+                    pos = to;
+                }
+            } catch (CorruptImageException e) {
+                throw markCorrupt(e);
+            }
+        }
+        for (long[] r : explicitZeroes) {
+            writeZeroBytes(r[0], r[1] - r[0]);
+        }
+    }
+
+    /**
+     * Under the lock: replaces a whole cluster's entry by "unallocated" or "zero" as {@code mode} asks. Returns
+     * false when the format cannot express the result (v2 zeroes over a backing file): the caller writes zeros.
+     */
+    private boolean dropCluster(long g, DiscardMode mode) throws IOException {
+        boolean zeroFlag = header.version >= 3 && backingRef.isPresent() && mode != DiscardMode.FULL;
+        if (mode == DiscardMode.ZEROES && backingRef.isPresent() && header.version < 3) {
+            return false;
+        }
+        long entry = map.lookup(g).entry();
+        L2Entry.Type type = L2Entry.type(entry, header.version);
+        long newEntry = zeroFlag ? L2Entry.ZERO : 0;
+        if (type == L2Entry.Type.UNALLOCATED && !zeroFlag
+                || type == L2Entry.Type.ZERO && L2Entry.hostOffset(entry) == 0 && zeroFlag) {
+            return true;
+        }
+        if (!map.hasL2(g)) {
+            if (mode == DiscardMode.ADVISORY) {
+                return true;
+            }
+            ensureL2(g);
+        } else if (!map.l2Writable(g)) {
+            ensureL2(g);
+        }
+        map.set(g, newEntry);
+        releaseOld(entry);
+        return true;
+    }
+
+    private void writeZeroBytes(long offset, long length) throws IOException {
+        ByteBuffer zeros = ByteBuffer.allocate((int) Math.min(length, 1 << 20));
+        for (long done = 0; done < length; ) {
+            zeros.clear().limit((int) Math.min(zeros.capacity(), length - done));
+            int n = zeros.remaining();
+            write(offset + done, zeros);
+            done += n;
+        }
+    }
+
+    @Override
+    public void resize(long newSize) throws IOException {
+        checkWritable();
+        if (newSize < 0 || newSize % L2Entry.SECTOR != 0) {
+            throw new IllegalArgumentException("qcow2 size must be a multiple of 512: newSize=" + newSize);
+        }
+        long old = size;
+        synchronized (lock) {
+            if (!pending.isEmpty()) {
+                throw new IOException("cannot resize while writes are pending: path=" + path + ", pending="
+                        + pending.size());
+            }
+        }
+        if (newSize < old) {
+            long tailEnd = Math.min(old, (newSize + clusterSize - 1) & -(long) clusterSize);
+            if (tailEnd > newSize) {
+                writeZeroes(newSize, tailEnd - newSize);
+            }
+            if (old > tailEnd) {
+                discardRange(tailEnd, old - tailEnd, DiscardMode.FULL);
+            }
+            synchronized (lock) {
+                setSize(newSize);
+            }
+        } else if (newSize > old) {
+            synchronized (lock) {
+                growL1(newSize);
+                setSize(newSize);
+            }
+            if (backing != null && backing.size() > old) {
+                // The new range reads as zeros, not as the longer backing image.
+                writeZeroes(old, Math.min(newSize, backing.size()) - old);
+            }
+        }
+    }
+
+    private void setSize(long newSize) throws IOException {
+        file.write(ByteBuffer.allocate(8).putLong(0, newSize), Qcow2Header.OFFSET_SIZE);
+        file.sync();
+        header.size = newSize;
+        size = newSize;
+    }
+
+    /** Moves the L1 table to a larger one: written and synced before the header points to it. */
+    private void growL1(long newSize) throws IOException {
+        long needed = Qcow2Header.l1EntriesFor(newSize, clusterBits, false);
+        if (needed <= map.l1Size()) {
+            return;
+        }
+        if (needed * 8 > Integer.MAX_VALUE) {
+            throw new IOException("L1 table would be too large: entries=" + needed);
+        }
+        flushLocked();
+        int oldEntries = map.l1Size();
+        long oldOffset = map.l1Offset();
+        long[] grown = map.l1Copy((int) needed);
+        int clusters = (int) ((needed * 8 + clusterSize - 1) >> clusterBits);
+        long host = refcounts.allocate(clusters);
+        ByteBuffer raw = ByteBuffer.allocate(clusters * clusterSize);
+        for (int i = 0; i < grown.length; i++) {
+            raw.putLong(i * 8, grown[i]);
+        }
+        file.write(raw, host);
+        refcounts.flushBlocks();
+        file.sync();
+        file.write(ByteBuffer.allocate(12).putInt(0, (int) needed).putLong(4, host), Qcow2Header.OFFSET_L1_SIZE);
+        file.sync();
+        header.l1Size = (int) needed;
+        header.l1TableOffset = host;
+        map.replaceL1(host, grown);
+        if (oldEntries > 0) {
+            refcounts.freeNow(oldOffset, ((long) oldEntries * 8 + clusterSize - 1) >> clusterBits);
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        synchronized (lock) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            try {
+                if (!readOnly && corrupt == null) {
+                    flushLocked();
+                }
+            } finally {
+                try {
+                    file.close();
+                } finally {
+                    if (backing != null) {
+                        backing.close();
+                    }
+                }
+            }
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "Qcow2Image[" + path + "]";
+    }
+}
