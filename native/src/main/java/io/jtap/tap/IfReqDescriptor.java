@@ -37,7 +37,7 @@ public final class IfReqDescriptor {
      */
     public static byte[] validateName(String name) {
         if (name == null || name.isEmpty()) {
-            throw new IllegalArgumentException("interface name is empty");
+            throw new IllegalArgumentException("invalid interface name: empty, name=\"" + name + "\"");
         }
         byte[] bytes = name.getBytes(StandardCharsets.UTF_8);
         String problem = null;
