@@ -37,7 +37,7 @@ public final class LinuxTap implements TapDevice {
     private final int fd;
     private final String name;
     private volatile boolean closed;
-    private int offload;
+    private volatile int offload;
     private Memory readBounce;
     private Memory writeBounce;
 

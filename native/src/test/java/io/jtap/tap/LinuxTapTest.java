@@ -113,4 +113,23 @@ class LinuxTapTest extends TapDeviceContract {
         assertTrue(e.getMessage().contains(device.name()), e.getMessage());
         assertEquals(0, device.read(ByteBuffer.allocateDirect(device.vnetHeaderBytes() + TapDevice.MAX_FRAME_BYTES)));
     }
+
+    @Test
+    void aPersistentInterfaceOutlivesItsFdUntilPersistIsTurnedOff() throws IOException {
+        String name;
+        try (LinuxTap tap = LinuxTap.open("jtp%d")) {
+            name = tap.name();
+            tap.setPersist(true);
+        }
+        java.nio.file.Path sysfs = java.nio.file.Path.of("/sys/class/net", name);
+        try {
+            assertTrue(java.nio.file.Files.exists(sysfs), "persistent interface still there: " + name);
+        } finally {
+            try (LinuxTap again = LinuxTap.open(name)) {
+                assertEquals(name, again.name());
+                again.setPersist(false);
+            }
+        }
+        assertTrue(!java.nio.file.Files.exists(sysfs), "gone once persist is off and the fd closed: " + name);
+    }
 }
