@@ -105,4 +105,23 @@ public final class LibC {
     public static native int fcntl(int fd, int cmd, NativeLong arg) throws LastErrorException;
 
     public static native String strerror(int errnum);
+
+    // --- Sockets and namespaces (added for the TAP tests' AF_PACKET host side) ---
+
+    public static final int AF_PACKET = 17;
+    public static final int SOCK_RAW = 3;
+    public static final int SOCK_NONBLOCK = 0x800;
+    public static final int SOCK_CLOEXEC = 0x80000;
+    /** {@code setns(2)} nstype for a network namespace. */
+    public static final int CLONE_NEWNET = 0x40000000;
+    public static final int ENODEV = 19;
+
+    public static native int socket(int domain, int type, int protocol) throws LastErrorException;
+
+    public static native int bind(int fd, Pointer addr, int addrlen) throws LastErrorException;
+
+    public static native int setns(int fd, int nstype) throws LastErrorException;
+
+    /** Returns 0 (and sets errno) when there is no such interface in the calling thread's network namespace. */
+    public static native int if_nametoindex(String ifname) throws LastErrorException;
 }
