@@ -1,0 +1,190 @@
+package io.jtap.netback;
+
+import io.jtap.xen.XenPlatform;
+import io.jtap.xen.XenStore;
+import io.jtap.xen.XenStoreException;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * jtap's network backend as a service: watches {@code backend/vif/} under its own domain's xenstore home and serves
+ * every device that appears there ({@link VifXenbus}), until its directory goes away. The daemon's wiring is one line:
+ * {@code NetbackService.start(platform, LinuxTap::open)}.
+ *
+ * <p>Threads: one control thread ({@code netback-xenbus}) runs every xenstore reaction, in order; each connected
+ * queue has its own data-path thread. A vif's failure — a bad xenstore value, a malicious ring — stays with that vif.
+ */
+public final class NetbackService implements AutoCloseable {
+    private static final System.Logger LOG = System.getLogger("io.jtap.netback");
+
+    private final XenPlatform platform;
+    private final TapFactory taps;
+    private final NetbackOptions options;
+    private final XenStore xs;
+    private final String base;
+    private final ExecutorService control;
+    private final Map<String, VifXenbus> vifs = new ConcurrentHashMap<>();
+    private final XenStore.Watch watch;
+    private boolean closed;
+    private final java.util.concurrent.atomic.AtomicBoolean closing = new java.util.concurrent.atomic.AtomicBoolean();
+
+    private NetbackService(XenPlatform platform, TapFactory taps, NetbackOptions options) throws IOException {
+        this.platform = platform;
+        this.taps = taps;
+        this.options = options;
+        this.xs = platform.openXenStore();
+        this.base = "/local/domain/" + platform.domid() + "/backend/vif";
+        this.control = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "netback-xenbus");
+            t.setDaemon(true);
+            return t;
+        });
+        XenStore.Watch w;
+        try {
+            w = xs.watch(base, (path, token) -> schedule());
+        } catch (IOException | RuntimeException e) {
+            control.shutdownNow();
+            xs.close();
+            throw e;
+        }
+        this.watch = w;
+    }
+
+    /** Starts serving with {@link NetbackOptions#defaults()}. */
+    public static NetbackService start(XenPlatform platform, TapFactory taps) throws IOException {
+        return start(platform, taps, NetbackOptions.defaults());
+    }
+
+    public static NetbackService start(XenPlatform platform, TapFactory taps, NetbackOptions options)
+            throws IOException {
+        return new NetbackService(platform, taps, options);
+    }
+
+    /** The vifs served now. */
+    public List<VifXenbus> vifs() {
+        return List.copyOf(vifs.values());
+    }
+
+    public Optional<VifXenbus> vif(int domid, int devid) {
+        return Optional.ofNullable(vifs.get(domid + "/" + devid));
+    }
+
+    private void schedule() {
+        try {
+            control.execute(this::reconcile);
+        } catch (RejectedExecutionException e) {
+            // closing
+        }
+    }
+
+    /** Brings the served set in line with {@code backend/vif/} and lets every vif react. Control thread. */
+    private void reconcile() {
+        if (closed) {
+            return;
+        }
+        Set<String> present = new HashSet<>();
+        try {
+            for (String d : list(base)) {
+                int domid = parseId(d);
+                if (domid < 0) {
+                    continue;
+                }
+                for (String h : list(base + "/" + d)) {
+                    int devid = parseId(h);
+                    if (devid < 0) {
+                        continue;
+                    }
+                    String key = domid + "/" + devid;
+                    String dir = base + "/" + d + "/" + h;
+                    present.add(key);
+                    if (!vifs.containsKey(key) && xs.read(dir + "/frontend").isPresent()) {
+                        vifs.put(key, new VifXenbus(xs, platform, taps, options, control, domid, devid, dir));
+                    }
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            LOG.log(System.Logger.Level.ERROR, "netback: cannot list " + base + ": " + e);
+            return;
+        }
+        for (Map.Entry<String, VifXenbus> e : new ArrayList<>(vifs.entrySet())) {
+            if (!present.contains(e.getKey())) {
+                vifs.remove(e.getKey());
+                closeQuietly(e.getValue());
+            }
+        }
+        for (VifXenbus v : vifs.values()) {
+            v.refresh();
+        }
+    }
+
+    private List<String> list(String path) throws IOException {
+        try {
+            return xs.directory(path);
+        } catch (XenStoreException e) {
+            if (e.is(XenStoreException.ENOENT)) {
+                return List.of();
+            }
+            throw e;
+        }
+    }
+
+    private static int parseId(String s) {
+        try {
+            int v = Integer.parseInt(s);
+            return v >= 0 ? v : -1;
+        } catch (NumberFormatException e) {
+            return -1;
+        }
+    }
+
+    private static void closeQuietly(VifXenbus v) {
+        try {
+            v.close();
+        } catch (IOException | RuntimeException e) {
+            LOG.log(System.Logger.Level.ERROR, "netback: closing " + v + " failed: " + e);
+        }
+    }
+
+    /**
+     * Stops watching, closes every vif (backend-initiated close: Closed is written, mappings and ports released, TAPs
+     * closed) and the xenstore connection. Idempotent.
+     */
+    @Override
+    public void close() throws IOException {
+        if (!closing.compareAndSet(false, true)) {
+            return;
+        }
+        watch.close();
+        Future<?> done = control.submit(() -> {
+            closed = true;
+            for (VifXenbus v : vifs.values()) {
+                closeQuietly(v);
+            }
+            vifs.clear();
+        });
+        try {
+            done.get(30, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            throw new IOException("netback: closing the vifs failed", e);
+        } finally {
+            control.shutdown();
+            try {
+                control.awaitTermination(30, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            xs.close();
+        }
+    }
+}
