@@ -259,8 +259,14 @@ public final class VifXenbus implements AutoCloseable {
         if (state == next) {
             return;
         }
-        xs.write(backend + "/state", next.value());
-        state = next;
+        XenbusState previous = state;
+        state = next; // before the write: whoever sees the node sees the field too
+        try {
+            xs.write(backend + "/state", next.value());
+        } catch (IOException | RuntimeException e) {
+            state = previous;
+            throw e;
+        }
     }
 
     /** Linux {@code xenbus_dev_fatal}: record the error, stop the data path, go to Closing. This vif only. */

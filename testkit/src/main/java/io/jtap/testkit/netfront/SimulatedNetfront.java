@@ -242,6 +242,18 @@ public final class SimulatedNetfront implements AutoCloseable {
      * {@code waitConnected}) waits for the backend's Connected.
      */
     public void connect(Duration timeout, boolean waitConnected) throws IOException {
+        connect(timeout, waitConnected, Map.of());
+    }
+
+    /**
+     * {@link #connect(Duration, boolean)} without waiting for Connected, with {@code overrides} (frontend keys and
+     * values) written last in the same transaction: how a test plants a bad value.
+     */
+    public void connectWithOverrides(Duration timeout, Map<String, String> overrides) throws IOException {
+        connect(timeout, false, overrides);
+    }
+
+    private void connect(Duration timeout, boolean waitConnected, Map<String, String> overrides) throws IOException {
         awaitBackendState(timeout, 2);
         if (!backendFlag("feature-rx-copy")) {
             throw new IllegalStateException("backend does not support copying receive path (no feature-rx-copy): "
@@ -278,6 +290,9 @@ public final class SimulatedNetfront implements AutoCloseable {
             tx.write(frontendPath + "/feature-no-csum-offload", options.csumOffload() ? "0" : "1");
             tx.write(frontendPath + "/feature-ipv6-csum-offload", options.ipv6CsumOffload() ? "1" : "0");
             tx.write(frontendPath + "/request-multicast-control", options.multicastControl() ? "1" : "0");
+            for (Map.Entry<String, String> e : overrides.entrySet()) {
+                tx.write(frontendPath + "/" + e.getKey(), e.getValue());
+            }
             return null;
         });
         for (Queue q : queues) {

@@ -1,0 +1,231 @@
+package io.jtap.netback;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.jtap.tap.SimulatedTap;
+import io.jtap.tap.TapDevice;
+import io.jtap.testkit.netfront.NetfrontOptions;
+import io.jtap.testkit.netfront.SimulatedNetfront;
+import io.jtap.testkit.netfront.TxPacket;
+import io.jtap.xen.sim.SimulatedXen;
+import io.jtap.xen.sim.SimulatedXenExtension;
+import java.nio.ByteBuffer;
+import java.util.Arrays;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/** The control path against {@link SimulatedNetfront}: xenbus states, features, bad values, reconnect, close. */
+@ExtendWith(SimulatedXenExtension.class)
+@Timeout(60)
+class VifXenbusTest {
+    private static final byte[] GUEST_MAC = TestFrames.mac(0x00163e000001L);
+    private static final byte[] HOST_MAC = TestFrames.mac(0x02aabbccdd01L);
+
+    @Test
+    void tapExistsAtInitWaitAndConnectedWaitsForHotplugStatus(SimulatedXen xen) throws Exception {
+        try (NetbackHarness h = new NetbackHarness(xen)) {
+            SimulatedNetfront f = h.attach(NetfrontOptions.linuxDefaults().withHotplug(false));
+            f.awaitBackendState(NetbackHarness.WAIT, 2);
+            VifXenbus vif = h.vif(f);
+            assertEquals("vif" + f.guest().domid() + ".0", vif.tapName().orElseThrow(), "TAP created before InitWait");
+            for (String key : List.of("feature-rx-copy", "feature-sg", "feature-gso-tcpv4", "feature-gso-tcpv6",
+                    "feature-ipv6-csum-offload", "feature-rx-notify", "feature-split-event-channels",
+                    "feature-dynamic-multicast-control")) {
+                assertEquals("1", f.readBackend(key).orElse(null), key);
+            }
+            assertEquals("4", f.readBackend("multi-queue-max-queues").orElseThrow());
+
+            f.connect(NetbackHarness.WAIT, false);
+            while (vif.queueCount() == 0) {
+                Thread.onSpinWait();
+            }
+            NetbackHarness.awaitIdle(vif, 2);
+            assertEquals(XenbusState.InitWait, vif.state(), "no Connected before hotplug-status=connected");
+            assertEquals(2, f.backendState());
+            f.playHotplug();
+            f.awaitBackendState(NetbackHarness.WAIT, 4);
+            assertEquals(XenbusState.Connected, vif.state());
+        }
+    }
+
+    static Stream<Arguments> featureSets() {
+        NetfrontOptions all = NetfrontOptions.linuxDefaults();
+        NetfrontOptions none = NetfrontOptions.minimal();
+        return Stream.of(
+                Arguments.of("linux defaults", all, TapDevice.TUN_F_CSUM | TapDevice.TUN_F_TSO4 | TapDevice.TUN_F_TSO6),
+                Arguments.of("minimal", none, 0),
+                Arguments.of("sg off: no GSO to the guest", all.withSg(false), TapDevice.TUN_F_CSUM),
+                Arguments.of("tcpv4 only", all.withGso(true, false), TapDevice.TUN_F_CSUM | TapDevice.TUN_F_TSO4),
+                Arguments.of("tcpv6 only", all.withGso(false, true), TapDevice.TUN_F_CSUM | TapDevice.TUN_F_TSO6),
+                Arguments.of("ipv4 csum only", all.withCsumOffload(true, false).withGso(false, false),
+                        TapDevice.TUN_F_CSUM),
+                Arguments.of("no csum offload", all.withCsumOffload(false, false).withGso(false, false), 0),
+                Arguments.of("shared channel", all.withSplitChannels(false),
+                        TapDevice.TUN_F_CSUM | TapDevice.TUN_F_TSO4 | TapDevice.TUN_F_TSO6),
+                Arguments.of("3 queues", all.withQueues(3),
+                        TapDevice.TUN_F_CSUM | TapDevice.TUN_F_TSO4 | TapDevice.TUN_F_TSO6),
+                Arguments.of("8 queues wanted, 4 offered", all.withQueues(8).withSplitChannels(false),
+                        TapDevice.TUN_F_CSUM | TapDevice.TUN_F_TSO4 | TapDevice.TUN_F_TSO6));
+    }
+
+    /** Each feature on and off: negotiated as netif.h says, the TAP offers only what the guest takes, traffic flows. */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("featureSets")
+    void handshakeWithFeatureSet(String name, NetfrontOptions options, int expectedOffload, SimulatedXen xen)
+            throws Exception {
+        try (NetbackHarness h = new NetbackHarness(xen)) {
+            SimulatedNetfront f = h.connect(options);
+            VifXenbus vif = h.vif(f);
+            assertEquals(XenbusState.Connected, vif.state());
+            assertEquals(Math.min(options.queues(), 4), vif.queueCount());
+            assertEquals(Math.min(options.queues(), 4), f.queueCount());
+            assertEquals(options.splitChannels(), f.splitChannels());
+            assertEquals(expectedOffload, h.taps.get(vif.tapName().orElseThrow()).offload(), name);
+            // One packet each way on queue 0.
+            byte[] frame = TestFrames.udp4(HOST_MAC, GUEST_MAC, TestFrames.ip4(10, 0, 0, 2), TestFrames.ip4(10, 0, 0, 1),
+                    1000, 2000, TestFrames.payload(100, 1), TestFrames.Checksum.FULL);
+            f.send(0, frame, TxPacket.plain());
+            ByteBuffer got = NetbackHarness.readFrame(h.host(f));
+            assertEquals(12 + frame.length, got.remaining());
+            f.awaitTx(0, 1, NetbackHarness.WAIT);
+        }
+    }
+
+    @Test
+    void vifnameMacAndHandleAreHonoured(SimulatedXen xen) throws Exception {
+        try (NetbackHarness h = new NetbackHarness(xen)) {
+            SimulatedNetfront f = h.connect(NetfrontOptions.linuxDefaults().withVifname("guestnet0")
+                    .withMac("00:16:3e:12:34:56"));
+            VifXenbus vif = h.vif(f);
+            assertEquals("guestnet0", vif.tapName().orElseThrow());
+            assertTrue(h.taps.containsKey("guestnet0"));
+        }
+    }
+
+    static Stream<Arguments> badFrontendValues() {
+        return Stream.of(
+                Arguments.of("tx-ring-ref", "abc"),
+                Arguments.of("rx-ring-ref", "-5"),
+                Arguments.of("event-channel-tx", "99999999999"),
+                Arguments.of("multi-queue-num-queues", "99"),
+                Arguments.of("request-rx-copy", "0"),
+                Arguments.of("feature-rx-notify", "0"),
+                Arguments.of("feature-sg", "yes"));
+    }
+
+    /** A bad frontend value fails that vif only, with an error naming the key and the value; a neighbour connects. */
+    @ParameterizedTest(name = "{0}={1}")
+    @MethodSource("badFrontendValues")
+    void badFrontendValueFailsThatVifOnly(String key, String value, SimulatedXen xen) throws Exception {
+        try (NetbackHarness h = new NetbackHarness(xen)) {
+            SimulatedNetfront bad = h.attach(NetfrontOptions.linuxDefaults().withRequestRxCopy(!key.equals(
+                    "request-rx-copy")));
+            bad.awaitBackendState(NetbackHarness.WAIT, 2);
+            bad.connectWithOverrides(NetbackHarness.WAIT, java.util.Map.of(key, value));
+            bad.awaitBackendState(NetbackHarness.WAIT, 5);
+            VifXenbus vif = h.vif(bad);
+            String error = vif.lastError().orElseThrow();
+            assertTrue(error.contains(key) && error.contains(value), error);
+            assertEquals(0, vif.queueCount());
+            SimulatedNetfront good = h.connect(NetfrontOptions.linuxDefaults());
+            assertEquals(XenbusState.Connected, h.vif(good).state());
+            bad.disconnect(NetbackHarness.WAIT);
+        }
+    }
+
+    @ParameterizedTest(name = "{0}={1}")
+    @MethodSource("badBackendValues")
+    void badToolstackValueFailsThatVifOnly(String key, String value, SimulatedXen xen) throws Exception {
+        try (NetbackHarness h = new NetbackHarness(xen)) {
+            NetfrontOptions o = NetfrontOptions.linuxDefaults();
+            o = switch (key) {
+                case "mac" -> o.withMac(value);
+                case "rate" -> o.withRate(value);
+                default -> o.withVifname(value);
+            };
+            SimulatedNetfront bad = h.attach(o);
+            bad.awaitBackendState(NetbackHarness.WAIT, 5);
+            String error = h.vif(bad).lastError().orElseThrow();
+            assertTrue(error.contains(key) && error.contains(value), error);
+            try (var dom0 = h.xen.xenStore().connect(0)) {
+                assertTrue(dom0.readString("/local/domain/0/error/backend/vif/" + bad.guest().domid() + "/0/error")
+                        .isPresent(), "xenbus_dev_fatal's error node");
+            }
+            SimulatedNetfront good = h.connect(NetfrontOptions.linuxDefaults());
+            assertEquals(XenbusState.Connected, h.vif(good).state());
+        }
+    }
+
+    static Stream<Arguments> badBackendValues() {
+        return Stream.of(Arguments.of("mac", "00:16:3e:zz:00:01"), Arguments.of("mac", "00:16:3e"),
+                Arguments.of("rate", "fast"), Arguments.of("rate", "1000"), Arguments.of("rate", "0,100"),
+                Arguments.of("vifname", "a-name-much-too-long"));
+    }
+
+    /** Suspend/resume: close and reconnect with fresh rings on the same TAP; traffic flows; nothing leaks. */
+    @Test
+    void reconnectAfterSuspendResume(SimulatedXen xen) throws Exception {
+        try (NetbackHarness h = new NetbackHarness(xen)) {
+            SimulatedNetfront f = h.connect(NetfrontOptions.linuxDefaults().withQueues(2));
+            SimulatedTap host = h.host(f);
+            for (int round = 0; round < 3; round++) {
+                byte[] frame = TestFrames.udp4(HOST_MAC, GUEST_MAC, TestFrames.ip4(10, 0, 0, 2),
+                        TestFrames.ip4(10, 0, 0, 1), 1000, 2000, TestFrames.payload(200, round), TestFrames.Checksum.FULL);
+                f.send(0, frame, TxPacket.plain());
+                ByteBuffer got = NetbackHarness.readFrame(host);
+                got.position(12);
+                byte[] bytes = new byte[got.remaining()];
+                got.get(bytes);
+                assertTrue(Arrays.equals(frame, bytes), "round " + round);
+                f.awaitTx(0, 1, NetbackHarness.WAIT);
+                byte[] back = TestFrames.udp4(GUEST_MAC, HOST_MAC, TestFrames.ip4(10, 0, 0, 1),
+                        TestFrames.ip4(10, 0, 0, 2), 2000, 1000, TestFrames.payload(300, round), TestFrames.Checksum.FULL);
+                host.write(TestFrames.withHeader(back, 0, 0, 0, 0, 0, 0));
+                var rx = f.awaitRxAnyQueue(1, NetbackHarness.WAIT);
+                assertTrue(rx.stream().flatMap(List::stream).anyMatch(p -> Arrays.equals(back, p.frame())));
+                f.reconnect(NetbackHarness.WAIT);
+                assertEquals(XenbusState.Connected, h.vif(f).state());
+            }
+            assertEquals(1, h.taps.size(), "the TAP outlives reconnects");
+        }
+    }
+
+    /** Backend-initiated close while connected: Closed is written, every mapping and port released (leak check). */
+    @Test
+    void backendCloseReleasesEverything(SimulatedXen xen) throws Exception {
+        NetbackHarness h = new NetbackHarness(xen);
+        SimulatedNetfront f = h.connect(NetfrontOptions.linuxDefaults().withQueues(2));
+        h.service.close();
+        assertEquals(6, f.backendState());
+        assertFalse(h.taps.values().iterator().next().host().isDeviceEnd());
+        assertThrows(java.nio.channels.ClosedChannelException.class,
+                () -> h.taps.values().iterator().next().read(ByteBuffer.allocate(70_000)));
+        h.close();
+    }
+
+    /** The toolstack removes the device: netback stops serving it and closes its TAP. */
+    @Test
+    void detachedDeviceGoesAway(SimulatedXen xen) throws Exception {
+        try (NetbackHarness h = new NetbackHarness(xen)) {
+            SimulatedNetfront f = h.connect(NetfrontOptions.linuxDefaults());
+            VifXenbus vif = h.vif(f);
+            f.detach(NetbackHarness.WAIT);
+            long deadline = System.nanoTime() + NetbackHarness.WAIT.toNanos();
+            while (h.service.vif(f.guest().domid(), 0).isPresent()) {
+                assertTrue(System.nanoTime() < deadline, "vif still served after detach");
+                Thread.onSpinWait();
+            }
+            assertNotEquals(XenbusState.Connected, vif.state());
+        }
+    }
+}
