@@ -74,6 +74,8 @@ public final class SimulatedNetfront implements AutoCloseable {
         final Deque<Integer> freeTxIds = new ArrayDeque<>();
         /** id → grant ref of the slot in flight (-1 for raw slots without a grant of ours). */
         final Map<Integer, Deque<Integer>> inflight = new HashMap<>();
+        /** Grants made by {@link #grantTxData} for raw slots; ended at disconnect. */
+        final List<Integer> rawGrants = new ArrayList<>();
         /** Grant ref and id of each posted rx request, by ring index & mask. */
         final int[] rxRef = new int[RX_SIZE];
         final int[] rxId = new int[RX_SIZE];
@@ -401,18 +403,22 @@ public final class SimulatedNetfront implements AutoCloseable {
         }
     }
 
-    /** Grants a fresh tx page (ours, read-only to dom0) holding {@code data}, for raw slots; returns the ref. */
+    /**
+     * Grants tx page {@code id} (read-only to dom0) holding {@code data}, for raw slots; returns the ref. The grant is
+     * ended at disconnect, when it must not be mapped.
+     */
     public int grantTxData(int queue, int id, byte[] data) {
         Queue q = queues.get(queue);
         q.txPages.page(id).put(0, data, 0, Math.min(PAGE, data.length));
         int ref = guest.grantAccess(SimulatedXen.DOM0, q.txPages.frame(id), true);
-        q.inflight.computeIfAbsent(id, k -> new ArrayDeque<>()).add(ref);
+        q.rawGrants.add(ref);
         return ref;
     }
 
     /**
-     * Writes raw entries into the tx ring and pushes them. Request ids are recorded as in flight (with no grant of
-     * ours unless {@link #grantTxData} made one for that id), so a response with any other id is still a violation.
+     * Writes raw entries into the tx ring and pushes them. Each request's id (and the stale id field under each extra,
+     * in case the backend reads it as a request) is recorded as in flight once more, so a response with an id the
+     * frontend never sent, or more responses than requests for an id, is still a violation.
      */
     public void sendRaw(int queue, List<RawSlot> slots) throws IOException {
         Queue q = queues.get(queue);
@@ -420,12 +426,13 @@ public final class SimulatedNetfront implements AutoCloseable {
             int at = q.tx.nextRequestSlot();
             if (s.extra() != null) {
                 q.tx.buffer().put(at, s.extra(), 0, NetifExtraInfoDescriptor.LENGTH);
+                // An extra slot that the backend reads as a request (no extra_info flag before it) carries whatever
+                // id the slot's bytes 8-9 hold from an earlier lap: the guest's own garbage, legitimately echoed.
+                q.inflight.computeIfAbsent(NetifTxRequestDescriptor.id(q.tx.buffer(), at), k -> new ArrayDeque<>())
+                        .add(-1);
             } else {
                 NetifTxRequestDescriptor.put(q.tx.buffer(), at, s.gref(), s.offset(), s.flags(), s.id(), s.size());
-                Deque<Integer> d = q.inflight.computeIfAbsent(s.id(), k -> new ArrayDeque<>());
-                if (d.isEmpty()) {
-                    d.add(-1);
-                }
+                q.inflight.computeIfAbsent(s.id(), k -> new ArrayDeque<>()).add(-1);
             }
         }
         if (q.tx.pushRequestsAndCheckNotify()) {
@@ -433,10 +440,10 @@ public final class SimulatedNetfront implements AutoCloseable {
         }
     }
 
-    /** Writes {@code value} as the tx ring's req_prod (a producer that jumps past the ring) and kicks the backend. */
-    public void setTxRequestProducer(int queue, int value) throws IOException {
+    /** Writes req_prod {@code delta} past the requests written (a producer that jumps) and kicks the backend. */
+    public void jumpTxRequestProducer(int queue, int delta) throws IOException {
         Queue q = queues.get(queue);
-        q.tx.buffer().putInt(SharedRingDescriptor.REQ_PROD_OFFSET, value);
+        q.tx.buffer().putInt(SharedRingDescriptor.REQ_PROD_OFFSET, q.tx.requestProducer() + delta);
         channels.notify(q.txPort);
     }
 
@@ -678,6 +685,10 @@ public final class SimulatedNetfront implements AutoCloseable {
                 }
             }
             q.inflight.clear();
+            for (int ref : q.rawGrants) {
+                endAccess(ref, "raw tx data");
+            }
+            q.rawGrants.clear();
             for (int i = 0; i < RX_SIZE; i++) {
                 if (q.rxPosted[i]) {
                     endAccess(q.rxRef[i], "posted rx buffer");
