@@ -158,13 +158,15 @@ public final class ThreadPoolIoEngine implements BlockIoEngine {
     @Override
     public void readv(int fd, long offset, IoVector vector, long userData) {
         ensureOpen();
-        prepared[preparedCount++] = slots.claim(vector, fd, offset, IoSlots.OP_READV, userData);
+        int slot = slots.claim(vector, fd, offset, IoSlots.OP_READV, userData);
+        prepared[preparedCount++] = slot;
     }
 
     @Override
     public void writev(int fd, long offset, IoVector vector, long userData) {
         ensureOpen();
-        prepared[preparedCount++] = slots.claim(vector, fd, offset, IoSlots.OP_WRITEV, userData);
+        int slot = slots.claim(vector, fd, offset, IoSlots.OP_WRITEV, userData);
+        prepared[preparedCount++] = slot;
     }
 
     @Override
