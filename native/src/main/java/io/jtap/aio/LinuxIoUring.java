@@ -393,7 +393,7 @@ public final class LinuxIoUring implements BlockIoEngine {
         // consumed. Without SQPOLL the kernel consumes only inside io_uring_enter, so this is belt and braces.
         int head = (int) INT.getAcquire(sqRing, sqHeadOffset);
         if (sqTail - head == sqEntries) {
-            submit();
+            flushAndEnter(0, 0);
             head = (int) INT.getAcquire(sqRing, sqHeadOffset);
             if (sqTail - head == sqEntries) {
                 throw new IllegalStateException("io_uring SQ full after submit: sqEntries=" + sqEntries);
