@@ -35,9 +35,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * frontend cannot take is completed here. Every response is written in the slot of the request it answers, with that
  * request's id.
  *
- * <p>Without posted buffers frames wait in a bounded backlog ({@link NetbackOptions#rxQueueBytes()}); while this
- * queue's backlog is full, the TAP is not read (the kernel's queue then fills and drops, as when Linux stops the vif's
- * queue), and a frame that waited longer than {@link NetbackOptions#rxDrainTimeoutNs()} is dropped.
+ * <p>Without posted buffers the TAP is not read: frames wait in the TAP's own queue, which fills and drops, as when
+ * Linux stops the vif's queue. Frames already read — the one that found no buffers, and frames the TAP-reading queue
+ * hands to the other queues — wait in a bounded backlog ({@link NetbackOptions#rxQueueBytes()}); a frame that waited
+ * there longer than {@link NetbackOptions#rxDrainTimeoutNs()} is dropped. While queue 0 (which reads the TAP for
+ * every queue) waits for buffers, the other queues get no new frames either.
  *
  * <p>Thread confinement: the queue thread, except {@link #offerHeld}, which any queue thread may call.
  */
@@ -103,7 +105,7 @@ final class RxPath implements AutoCloseable {
 
     /** Whether this queue should poll the TAP fd: it reads the TAP and its backlog has room. */
     boolean wantsTap() {
-        return tapReader && heldBytes.get() < vif.options.rxQueueBytes();
+        return tapReader && !waitingForSlots && heldBytes.get() < vif.options.rxQueueBytes();
     }
 
     /** Whether frames wait while buffers are posted: the queue must not sleep. */
@@ -145,7 +147,10 @@ final class RxPath implements AutoCloseable {
         }
         if (tapReader) {
             int queues = vif.queueCount();
-            while (pos + FRAME_ROOM <= frames.capacity() && heldBytes.get() < vif.options.rxQueueBytes()) {
+            // While the guest has no buffers for the next frame, frames stay in the TAP's own queue (which then
+            // fills and drops, as when Linux stops the vif's queue) instead of being copied aside.
+            while (!waitingForSlots && pos + FRAME_ROOM <= frames.capacity()
+                    && heldBytes.get() < vif.options.rxQueueBytes()) {
                 frames.limit(frames.capacity()).position(pos);
                 int length = vif.tap.read(frames);
                 if (length == 0) {

@@ -600,6 +600,74 @@ public final class SimulatedNetfront implements AutoCloseable {
         return out;
     }
 
+    /**
+     * The benchmark's receive: consumes the rx responses published so far without assembling packets (netfront's
+     * bookkeeping only: end access, count, repost), and adds packets and bytes to {@code counts[0]} and
+     * {@code counts[1]}. Hardening checks still apply.
+     */
+    public void drainRx(int queue, long[] counts) throws IOException {
+        Queue q = queues.get(queue);
+        int consumed = 0;
+        while (q.rx.unconsumedResponses() > 0) {
+            int index = q.rx.responseConsumer();
+            int slot = index & (RX_SIZE - 1);
+            int at = q.rx.nextResponseSlot();
+            consumed++;
+            q.rxPosted[slot] = false;
+            if (!guest.endAccess(q.rxRef[slot])) {
+                violations.add("rx grant still in use by the backend after its response: ref=" + q.rxRef[slot]);
+            }
+            if (q.expectExtra) {
+                q.expectExtra = (NetifExtraInfoDescriptor.flags(q.rx.buffer(), at) & Netif.XEN_NETIF_EXTRA_FLAG_MORE)
+                        != 0;
+                if (!q.expectExtra && !q.moreData) {
+                    counts[0]++;
+                }
+                continue;
+            }
+            if (NetifRxResponseDescriptor.id(q.rx.buffer(), at) != q.rxId[slot]) {
+                violations.add("rx response id is not that of the request in its slot: index=" + index);
+            }
+            int flags = NetifRxResponseDescriptor.flags(q.rx.buffer(), at);
+            int status = (short) NetifRxResponseDescriptor.status(q.rx.buffer(), at);
+            counts[1] += Math.max(0, status);
+            if (!q.inPacket) {
+                q.inPacket = true;
+                q.expectExtra = (flags & Netif.NETRXF_extra_info) != 0;
+            }
+            q.moreData = (flags & Netif.NETRXF_more_data) != 0;
+            if (!q.moreData && !q.expectExtra) {
+                q.inPacket = false;
+                counts[0]++;
+            } else if (!q.moreData) {
+                q.inPacket = false;
+            }
+        }
+        for (int i = 0; i < consumed; i++) {
+            postRx(q);
+        }
+        if (consumed > 0 && q.rx.pushRequestsAndCheckNotify()) {
+            channels.notify(q.rxPort);
+        }
+    }
+
+    /** Waits up to {@code timeoutNs} for an event on any of this frontend's channels (the benchmark's idle path). */
+    public void awaitEvent(long timeoutNs) throws IOException {
+        boolean any = false;
+        for (Queue q : queues) {
+            any |= q.rx.finalCheckForResponses() | q.tx.finalCheckForResponses();
+        }
+        if (!any) {
+            waitForEvent(System.nanoTime() + timeoutNs);
+        }
+    }
+
+    /** Free tx ring slots of {@code queue}. */
+    public int txFree(int queue) {
+        Queue q = queues.get(queue);
+        return Math.min(q.tx.freeRequests(), q.freeTxIds.size());
+    }
+
     /** Waits for {@code count} rx packets. */
     public List<RxPacket> awaitRx(int queue, int count, Duration timeout) throws IOException {
         List<RxPacket> out = new ArrayList<>(pollRx(queue));
