@@ -3,6 +3,7 @@ package io.jtap.bench.net;
 import io.jtap.netback.NetbackOptions;
 import io.jtap.netback.NetbackService;
 import io.jtap.ring.netif.Netif;
+import io.jtap.tap.LinuxTap;
 import io.jtap.tap.SimulatedTap;
 import io.jtap.tap.TapDevice;
 import io.jtap.tap.VirtioNetHeaderDescriptor;
@@ -25,7 +26,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * a host thread reads the TAP) against a thread writing the frames straight into the TAP; and TAP → guest (a host
  * thread writes the TAP, netback places the frames into posted rx buffers, the guest consumes the responses and reposts)
  * against a thread reading the frames straight from the TAP. Both sides use {@link SimulatedTap}, so the ratio is
- * netback's cost (rings, grant copy, events, headers) over the TAP queue's own cost.
+ * netback's cost (rings, grant copy, events, headers) over the TAP queue's own cost. Where a Linux TAP can be made
+ * (root), guest → TAP is measured once more into a real TAP (up, in a namespace of its own; the frames are addressed
+ * to a MAC nobody has, so the kernel takes them in and drops them) against writing the same frames into a real TAP
+ * directly. (TAP → guest with a real TAP would need a kernel-side source as fast as the path under test; the
+ * simulated rows stand for it.)
  *
  * <p>Each case runs {@code reps} times, alternating with its baseline; the table shows medians and the ratio's range
  * (worst netback run over best baseline run, best over worst).
@@ -92,6 +97,116 @@ public final class NetbackThroughputDriver {
             }
             print("guest → TAP", size, viaNetback, direct);
             print("TAP → guest", size, rx, directRead);
+        }
+        if (!LinuxTap.availability().isAvailable()) {
+            System.out.println("Linux TAP rows skipped: " + LinuxTap.availability().unavailabilityCause());
+            return;
+        }
+        String ns = "jtap-bench-" + Long.toHexString(System.nanoTime() & 0xffffff);
+        run("ip", "netns", "add", ns);
+        try {
+            for (Size size : Size.values()) {
+                if (!only.isEmpty() && !size.name().equals(only)) {
+                    continue;
+                }
+                byte[] frame = frame(size);
+                Rate[] direct = new Rate[reps];
+                Rate[] viaNetback = new Rate[reps];
+                for (int i = 0; i < reps; i++) {
+                    direct[i] = linuxDirectWrite(ns, frame, size, measureNs);
+                    viaNetback[i] = linuxGuestToTap(ns, frame, size, measureNs);
+                }
+                print("guest → Linux TAP", size, viaNetback, direct);
+            }
+        } finally {
+            run("ip", "netns", "del", ns);
+        }
+    }
+
+    /** A Linux TAP moved into namespace {@code ns} and up: what a hotplug script leaves for the host stack. */
+    private static LinuxTap linuxTap(String ns, String name) throws IOException {
+        LinuxTap tap = LinuxTap.open(name);
+        try {
+            run("ip", "link", "set", "dev", tap.name(), "netns", ns);
+            run("ip", "netns", "exec", ns, "ip", "link", "set", "dev", tap.name(), "up");
+        } catch (IOException e) {
+            tap.close();
+            throw e;
+        }
+        return tap;
+    }
+
+    private static void run(String... command) throws IOException {
+        try {
+            Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+            String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+            if (p.waitFor() != 0) {
+                throw new IOException("command failed: " + String.join(" ", command) + ": " + out);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException(e);
+        }
+    }
+
+    /** Frames (to a MAC nobody has: the kernel drops them after taking them in) written straight into a Linux TAP. */
+    static Rate linuxDirectWrite(String ns, byte[] frame, Size size, long measureNs) throws Exception {
+        try (LinuxTap tap = linuxTap(ns, "jtbd%d")) {
+            ByteBuffer b = withHeader(frame, size);
+            Rate r = null;
+            long end = System.nanoTime() + measureNs / 4;
+            for (int phase = 0; phase < 2; phase++) {
+                long frames = 0;
+                long t0 = System.nanoTime();
+                while (System.nanoTime() < end) {
+                    for (int i = 0; i < 64; i++) {
+                        b.rewind();
+                        if (tap.write(b) != 0) {
+                            frames++;
+                        }
+                    }
+                }
+                r = new Rate(frames, frames * frame.length, System.nanoTime() - t0);
+                end = System.nanoTime() + measureNs;
+            }
+            return r;
+        }
+    }
+
+    /** The guest's frames through netback into a Linux TAP; counted as netback writes them (VifStats). */
+    static Rate linuxGuestToTap(String ns, byte[] frame, Size size, long measureNs) throws Exception {
+        try (SimulatedXen xen = new SimulatedXen()) {
+            try (NetbackService service = NetbackService.start(xen.platform(SimulatedXen.DOM0),
+                    name -> linuxTap(ns, "jtbn%d"), NetbackOptions.defaults().withMaxQueues(1));
+                 SimulatedNetfront guest = SimulatedNetfront.create(xen, xen.createDomain("bench"), 0,
+                         NetfrontOptions.linuxDefaults())) {
+                guest.connect(WAIT);
+                var stats = service.vifs().get(0).stats();
+                TxPacket how = size.gso ? TxPacket.gso(Netif.XEN_NETIF_GSO_TYPE_TCPV4, 1448) : TxPacket.plain();
+                int slots = (frame.length + 4095) / 4096 + (size.gso ? 1 : 0);
+                Rate r = null;
+                long end = System.nanoTime() + measureNs / 4;
+                for (int phase = 0; phase < 2; phase++) {
+                    long f0 = stats.txPackets.sum();
+                    long b0 = stats.txBytes.sum();
+                    long t0 = System.nanoTime();
+                    while (System.nanoTime() < end) {
+                        guest.pollTx(0);
+                        if (guest.txFree(0) < slots) {
+                            guest.awaitEvent(1_000_000);
+                            continue;
+                        }
+                        while (guest.txFree(0) >= slots) {
+                            guest.send(0, frame, how);
+                        }
+                    }
+                    r = new Rate(stats.txPackets.sum() - f0, stats.txBytes.sum() - b0, System.nanoTime() - t0);
+                    end = System.nanoTime() + measureNs;
+                }
+                service.close();
+                guest.assertNoViolations();
+                return r;
+            }
         }
     }
 
