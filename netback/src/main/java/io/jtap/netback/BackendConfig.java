@@ -15,9 +15,15 @@ import java.util.Optional;
  * @param mac          the guest's MAC as 48 bits ({@code mac}), or -1 when not given
  * @param creditBytes  {@code rate} bytes per window, {@code Long.MAX_VALUE} when unlimited
  * @param creditUsec   {@code rate} window in microseconds, 0 when unlimited
+ * @param mtu          {@code mtu} (what netfront also reads from here), 1500 when not given; validated and exposed,
+ *                     not applied to the TAP: the hotplug script sets the interface's MTU
  */
 public record BackendConfig(String frontend, int frontendId, int handle, String tapName, long mac, long creditBytes,
-        long creditUsec) {
+        long creditUsec, int mtu) {
+    /** Ethernet's default MTU, Linux's {@code ETH_DATA_LEN}. */
+    static final int ETH_DATA_LEN = 1500;
+    /** IPv4's minimum MTU; the maximum is the largest IP packet. */
+    static final int MIN_MTU = 68;
 
     static BackendConfig read(XenStoreAccess xs, String backend, int domid, int devid) throws IOException {
         Optional<String> frontend = xs.readString(backend + "/frontend");
@@ -49,7 +55,11 @@ public record BackendConfig(String frontend, int frontendId, int handle, String 
             creditBytes = parsed[0];
             creditUsec = parsed[1];
         }
-        return new BackendConfig(frontend.get(), domid, handle, tapName, mac, creditBytes, creditUsec);
+        int mtu = (int) FrontendConfig.readUnsigned(xs, backend + "/mtu", ETH_DATA_LEN, 65535);
+        if (mtu < MIN_MTU) {
+            throw new BadXenStoreValueException(backend + "/mtu", Integer.toString(mtu), "below the minimum " + MIN_MTU);
+        }
+        return new BackendConfig(frontend.get(), domid, handle, tapName, mac, creditBytes, creditUsec, mtu);
     }
 
     /** "xx:xx:xx:xx:xx:xx", as Linux's {@code xen_net_read_mac}. */
