@@ -105,6 +105,9 @@ final class ConvertCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
+        if (parallel < 1 || parallel > 64) {
+            throw new ToolException(1, "Invalid number of coroutines: -m " + parallel + " (allowed: 1 to 64)");
+        }
         if (targetIsZero && !noCreate) {
             throw new ToolException(1, "--target-is-zero requires use of -n flag");
         }

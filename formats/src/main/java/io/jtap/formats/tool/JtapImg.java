@@ -58,6 +58,8 @@ public final class JtapImg implements Callable<Integer> {
     /** Parses and runs one command line; returns the exit code. */
     public int run(String... args) {
         CommandLine cl = new CommandLine(this);
+        // "resize img -1G": a negative size is an argument, not an option.
+        cl.getSubcommands().get("resize").setUnmatchedOptionsArePositionalParams(true);
         cl.setOut(new PrintWriter(out, true));
         cl.setErr(new PrintWriter(err, true));
         cl.setParameterExceptionHandler((ex, a) -> {

@@ -71,7 +71,8 @@ final class MeasureCommand implements Callable<Integer> {
         long fully;
         if (outputFormat.equals("qcow2")) {
             fully = qcow2FullSize(virtualSize, clusterSize, Integer.numberOfTrailingZeros(refcountBits), extendedL2);
-            required = fully - virtualSize + (fullPrealloc ? virtualSize : dataBytes);
+            long alignedSize = roundUp(virtualSize, clusterSize);
+            required = fully - alignedSize + (fullPrealloc ? alignedSize : dataBytes);
         } else {
             required = virtualSize;
             fully = virtualSize;
