@@ -95,16 +95,16 @@ public final class Progress implements AutoCloseable {
         }
     }
 
+    /** Reads {@code done} under the output lock, so that lines from racing workers come out in order. */
     private void emitJson() {
-        long d = done.get();
-        long p = percentTimes100(d);
-        Map<String, Object> m = new LinkedHashMap<>();
-        m.put("done", d);
-        m.put("total", total);
-        m.put("percent", p / 100.0);
-        String line = Json.compact(m);
         synchronized (out) {
-            out.println(line);
+            long d = done.get();
+            long p = percentTimes100(d);
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("done", d);
+            m.put("total", total);
+            m.put("percent", p / 100.0);
+            out.println(Json.compact(m));
             out.flush();
         }
     }
