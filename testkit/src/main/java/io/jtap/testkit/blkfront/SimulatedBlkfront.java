@@ -438,6 +438,10 @@ public final class SimulatedBlkfront implements AutoCloseable {
         int sectorsInPages = firstSect + count;
         int segments = (sectorsInPages + Blkif.SECTORS_PER_PAGE - 1) / Blkif.SECTORS_PER_PAGE;
         boolean indirect = segments > Blkif.BLKIF_MAX_SEGMENTS_PER_REQUEST;
+        if (indirect && operation != Blkif.BLKIF_OP_READ && operation != Blkif.BLKIF_OP_WRITE) {
+            throw new IllegalArgumentException("only reads and writes can be indirect: operation=" + operation
+                    + ", segments=" + segments);
+        }
         if (indirect && (indirectSegments == 0 || segments > indirectSegments)) {
             throw new IllegalArgumentException("too many segments: segments=" + segments + ", indirect="
                     + indirectSegments);
