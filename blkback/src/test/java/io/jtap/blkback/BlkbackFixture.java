@@ -50,11 +50,17 @@ final class BlkbackFixture implements AutoCloseable {
 
     /** A device (toolstack nodes + backend started) for a new guest. */
     Device addDevice(String params, String mode, String deviceType, BlkbackConfig config) throws IOException {
+        return addDevice(params, mode, deviceType, config, ImageFormats.defaults());
+    }
+
+    /** A device whose image is opened through {@code formats}. */
+    Device addDevice(String params, String mode, String deviceType, BlkbackConfig config, ImageFormats formats)
+            throws IOException {
         SimulatedDomain guest = xen.createDomain("guest" + (owned.size() + 1));
         int devid = 51712;
         String be = SimulatedToolstack.addVbd(xs, guest.domid(), devid, params, mode, deviceType);
-        BlkbackDevice device = new BlkbackDevice(xen.platform(SimulatedXen.DOM0), xs, be, config,
-                ImageFormats.defaults(), workers);
+        BlkbackDevice device = new BlkbackDevice(xen.platform(SimulatedXen.DOM0), xs, be, config, formats,
+                workers);
         owned.add(device);
         device.start();
         return new Device(guest, devid, be, device);
