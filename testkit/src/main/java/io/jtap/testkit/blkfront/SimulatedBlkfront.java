@@ -550,6 +550,15 @@ public final class SimulatedBlkfront implements AutoCloseable {
         }
     }
 
+    /** Waits until at least {@code count} responses with unknown ids (raw requests) have arrived; returns them. */
+    public List<RawResponse> awaitRawResponses(int count) throws IOException, TimeoutException {
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (unexpected.size() < count) {
+            waitForResponses(deadline);
+        }
+        return unexpected;
+    }
+
     /** Collects the responses that are there without waiting; returns how many. */
     public int pollResponses() throws IOException {
         int n = 0;
