@@ -92,6 +92,8 @@ final class BlkifQueue implements AutoCloseable {
     private int inFlight;
     private boolean fenceInFlight;
     private boolean halted;
+    /** Set once the last pass over the ring after a stop request was made. */
+    private boolean drained;
     private boolean responsesWritten;
     private long nextPurgeNs;
     private volatile boolean stopping;
@@ -197,7 +199,11 @@ final class BlkifQueue implements AutoCloseable {
      */
     int doWork() throws IOException {
         int work = reapCompletions();
-        if (!halted && !stopping) {
+        if (!halted && !drained) {
+            // On stop, one last pass: what the frontend published before the stop is answered, not dropped.
+            if (stopping) {
+                drained = true;
+            }
             work += consumeRequests();
         }
         work += dispatchWaiting();

@@ -56,9 +56,21 @@ final class BlkbackFixture implements AutoCloseable {
     /** A device whose image is opened through {@code formats}. */
     Device addDevice(String params, String mode, String deviceType, BlkbackConfig config, ImageFormats formats)
             throws IOException {
+        return addDevice(params, mode, deviceType, config, formats, be -> { });
+    }
+
+    /** Edits the backend directory before the backend starts. */
+    @FunctionalInterface
+    interface BackendEdit {
+        void edit(String backendPath) throws IOException;
+    }
+
+    Device addDevice(String params, String mode, String deviceType, BlkbackConfig config, ImageFormats formats,
+                     BackendEdit edit) throws IOException {
         SimulatedDomain guest = xen.createDomain("guest" + (owned.size() + 1));
         int devid = 51712;
         String be = SimulatedToolstack.addVbd(xs, guest.domid(), devid, params, mode, deviceType);
+        edit.edit(be);
         BlkbackDevice device = new BlkbackDevice(xen.platform(SimulatedXen.DOM0), xs, be, config, formats,
                 workers);
         owned.add(device);
