@@ -177,4 +177,42 @@ public final class Syscalls {
             throw new ErrnoException("ftruncate(" + fd + ", " + length + ")", e.getErrorCode());
         }
     }
+
+    public static int socket(int domain, int type, int protocol) throws ErrnoException {
+        try {
+            return LibC.socket(domain, type | LibC.SOCK_CLOEXEC, protocol);
+        } catch (LastErrorException e) {
+            throw new ErrnoException("socket(" + domain + ", " + type + ", " + protocol + ")", e.getErrorCode());
+        }
+    }
+
+    public static void bind(int fd, Pointer addr, int addrlen) throws ErrnoException {
+        try {
+            LibC.bind(fd, addr, addrlen);
+        } catch (LastErrorException e) {
+            throw new ErrnoException("bind(" + fd + ", addrlen=" + addrlen + ")", e.getErrorCode());
+        }
+    }
+
+    /** {@code setns(2)}: moves the calling thread (only) into the namespace {@code fd} refers to. */
+    public static void setns(int fd, int nstype) throws ErrnoException {
+        try {
+            LibC.setns(fd, nstype);
+        } catch (LastErrorException e) {
+            throw new ErrnoException("setns(" + fd + ", 0x" + Integer.toHexString(nstype) + ")", e.getErrorCode());
+        }
+    }
+
+    /** The index of interface {@code name} in the calling thread's network namespace. */
+    public static int ifNameToIndex(String name) throws ErrnoException {
+        try {
+            int index = LibC.if_nametoindex(name);
+            if (index == 0) {
+                throw new ErrnoException("if_nametoindex(" + name + ")", LibC.ENODEV);
+            }
+            return index;
+        } catch (LastErrorException e) {
+            throw new ErrnoException("if_nametoindex(" + name + ")", e.getErrorCode());
+        }
+    }
 }

@@ -1,0 +1,216 @@
+package io.jtap.aio;
+
+import static io.jtap.aio.IoUringDescriptor.*;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import io.jtap.xen.linux.LibC;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Interoperability with the kernel's uAPI: compiles a C program against the installed {@code linux/io_uring.h} (and
+ * libc's headers for iovec, errno, O_DIRECT, fallocate modes and syscall numbers) and checks every offset, size and
+ * constant the aio engines use against what C computes. In CI ({@code CI=true}) a missing gcc or header fails the
+ * test; elsewhere it is skipped with the reason.
+ */
+class IoUringLayoutTest {
+    private static final String HEADER = "/usr/include/linux/io_uring.h";
+
+    /** C expression → the Java value that must equal it. */
+    private static Map<String, Long> expectations() {
+        Map<String, Long> e = new LinkedHashMap<>();
+        String params = "struct io_uring_params";
+        e.put("sizeof(" + params + ")", (long) PARAMS_SIZE);
+        e.put("offsetof(" + params + ", sq_entries)", (long) PARAMS_SQ_ENTRIES_OFFSET);
+        e.put("offsetof(" + params + ", cq_entries)", (long) PARAMS_CQ_ENTRIES_OFFSET);
+        e.put("offsetof(" + params + ", flags)", (long) PARAMS_FLAGS_OFFSET);
+        e.put("offsetof(" + params + ", features)", (long) PARAMS_FEATURES_OFFSET);
+        e.put("offsetof(" + params + ", sq_off)", (long) PARAMS_SQ_OFF_OFFSET);
+        e.put("offsetof(" + params + ", cq_off)", (long) PARAMS_CQ_OFF_OFFSET);
+        String sq = "struct io_sqring_offsets";
+        e.put("sizeof(" + sq + ")", (long) SQRING_OFFSETS_SIZE);
+        e.put("offsetof(" + sq + ", head)", (long) SQ_OFF_HEAD);
+        e.put("offsetof(" + sq + ", tail)", (long) SQ_OFF_TAIL);
+        e.put("offsetof(" + sq + ", ring_mask)", (long) SQ_OFF_RING_MASK);
+        e.put("offsetof(" + sq + ", ring_entries)", (long) SQ_OFF_RING_ENTRIES);
+        e.put("offsetof(" + sq + ", flags)", (long) SQ_OFF_FLAGS);
+        e.put("offsetof(" + sq + ", dropped)", (long) SQ_OFF_DROPPED);
+        e.put("offsetof(" + sq + ", array)", (long) SQ_OFF_ARRAY);
+        String cq = "struct io_cqring_offsets";
+        e.put("sizeof(" + cq + ")", (long) CQRING_OFFSETS_SIZE);
+        e.put("offsetof(" + cq + ", head)", (long) CQ_OFF_HEAD);
+        e.put("offsetof(" + cq + ", tail)", (long) CQ_OFF_TAIL);
+        e.put("offsetof(" + cq + ", ring_mask)", (long) CQ_OFF_RING_MASK);
+        e.put("offsetof(" + cq + ", ring_entries)", (long) CQ_OFF_RING_ENTRIES);
+        e.put("offsetof(" + cq + ", overflow)", (long) CQ_OFF_OVERFLOW);
+        e.put("offsetof(" + cq + ", cqes)", (long) CQ_OFF_CQES);
+        String sqe = "struct io_uring_sqe";
+        e.put("sizeof(" + sqe + ")", (long) SQE_SIZE);
+        e.put("offsetof(" + sqe + ", opcode)", (long) SQE_OPCODE_OFFSET);
+        e.put("offsetof(" + sqe + ", flags)", (long) SQE_FLAGS_OFFSET);
+        e.put("offsetof(" + sqe + ", ioprio)", (long) SQE_IOPRIO_OFFSET);
+        e.put("offsetof(" + sqe + ", fd)", (long) SQE_FD_OFFSET);
+        e.put("offsetof(" + sqe + ", off)", (long) SQE_OFF_OFFSET);
+        e.put("offsetof(" + sqe + ", addr)", (long) SQE_ADDR_OFFSET);
+        e.put("offsetof(" + sqe + ", len)", (long) SQE_LEN_OFFSET);
+        e.put("offsetof(" + sqe + ", rw_flags)", (long) SQE_RW_FLAGS_OFFSET);
+        e.put("offsetof(" + sqe + ", fsync_flags)", (long) SQE_RW_FLAGS_OFFSET);
+        e.put("offsetof(" + sqe + ", user_data)", (long) SQE_USER_DATA_OFFSET);
+        e.put("offsetof(" + sqe + ", buf_index)", (long) SQE_BUF_INDEX_OFFSET);
+        e.put("offsetof(" + sqe + ", personality)", (long) SQE_PERSONALITY_OFFSET);
+        e.put("offsetof(" + sqe + ", splice_fd_in)", (long) SQE_SPLICE_FD_IN_OFFSET);
+        e.put("offsetof(" + sqe + ", addr3)", (long) SQE_ADDR3_OFFSET);
+        e.put("sizeof(((" + sqe + " *)0)->user_data)", 8L);
+        e.put("sizeof(((" + sqe + " *)0)->len)", 4L);
+        String cqe = "struct io_uring_cqe";
+        e.put("sizeof(" + cqe + ")", (long) CQE_SIZE);
+        e.put("offsetof(" + cqe + ", user_data)", (long) CQE_USER_DATA_OFFSET);
+        e.put("offsetof(" + cqe + ", res)", (long) CQE_RES_OFFSET);
+        e.put("offsetof(" + cqe + ", flags)", (long) CQE_FLAGS_OFFSET);
+        e.put("IORING_SETUP_CQSIZE", (long) IORING_SETUP_CQSIZE);
+        e.put("IORING_SETUP_CLAMP", (long) IORING_SETUP_CLAMP);
+        e.put("IORING_SETUP_SUBMIT_ALL", (long) IORING_SETUP_SUBMIT_ALL);
+        e.put("IORING_FEAT_SINGLE_MMAP", (long) IORING_FEAT_SINGLE_MMAP);
+        e.put("IORING_FEAT_NODROP", (long) IORING_FEAT_NODROP);
+        e.put("IORING_FEAT_SUBMIT_STABLE", (long) IORING_FEAT_SUBMIT_STABLE);
+        e.put("IORING_OFF_SQ_RING", IORING_OFF_SQ_RING);
+        e.put("IORING_OFF_CQ_RING", IORING_OFF_CQ_RING);
+        e.put("IORING_OFF_SQES", IORING_OFF_SQES);
+        e.put("IORING_SQ_CQ_OVERFLOW", (long) IORING_SQ_CQ_OVERFLOW);
+        e.put("IORING_ENTER_GETEVENTS", (long) IORING_ENTER_GETEVENTS);
+        e.put("IORING_REGISTER_EVENTFD", (long) IORING_REGISTER_EVENTFD);
+        e.put("IORING_UNREGISTER_EVENTFD", (long) IORING_UNREGISTER_EVENTFD);
+        e.put("IORING_OP_NOP", (long) IORING_OP_NOP);
+        e.put("IORING_OP_READV", (long) IORING_OP_READV);
+        e.put("IORING_OP_WRITEV", (long) IORING_OP_WRITEV);
+        e.put("IORING_OP_FSYNC", (long) IORING_OP_FSYNC);
+        e.put("IORING_OP_FALLOCATE", (long) IORING_OP_FALLOCATE);
+        e.put("IORING_FSYNC_DATASYNC", (long) IORING_FSYNC_DATASYNC);
+        e.put("IOSQE_IO_DRAIN", (long) IOSQE_IO_DRAIN);
+        // libc and kernel constants the engines rely on
+        e.put("__NR_io_uring_setup", LibC.SYS_io_uring_setup);
+        e.put("__NR_io_uring_enter", LibC.SYS_io_uring_enter);
+        e.put("__NR_io_uring_register", LibC.SYS_io_uring_register);
+        e.put("sizeof(struct iovec)", (long) IoVector.IOVEC_SIZE);
+        e.put("offsetof(struct iovec, iov_base)", 0L);
+        e.put("offsetof(struct iovec, iov_len)", 8L);
+        e.put("IOV_MAX", (long) IoSlots.UIO_MAXIOV);
+        e.put("O_DIRECT", (long) LibC.O_DIRECT);
+        e.put("FALLOC_FL_KEEP_SIZE", (long) LibC.FALLOC_FL_KEEP_SIZE);
+        e.put("FALLOC_FL_PUNCH_HOLE", (long) LibC.FALLOC_FL_PUNCH_HOLE);
+        e.put("FALLOC_FL_ZERO_RANGE", (long) LibC.FALLOC_FL_ZERO_RANGE);
+        e.put("EFD_NONBLOCK", (long) LibC.EFD_NONBLOCK);
+        e.put("EPERM", (long) LibC.EPERM);
+        e.put("EINTR", (long) LibC.EINTR);
+        e.put("EIO", (long) LibC.EIO);
+        e.put("EBADF", (long) LibC.EBADF);
+        e.put("EAGAIN", (long) LibC.EAGAIN);
+        e.put("EBUSY", (long) LibC.EBUSY);
+        e.put("EINVAL", (long) LibC.EINVAL);
+        e.put("ESPIPE", (long) LibC.ESPIPE);
+        e.put("ENOSYS", (long) LibC.ENOSYS);
+        e.put("ENODATA", (long) LibC.ENODATA);
+        e.put("EOPNOTSUPP", (long) LibC.EOPNOTSUPP);
+        return e;
+    }
+
+    @Test
+    void javaLayoutsEqualTheInstalledIoUringHeader(@TempDir Path dir) throws Exception {
+        Map<String, Long> expected = expectations();
+        Map<String, Long> actual = compileAndRun(dir, expected);
+        List<String> mismatches = new ArrayList<>();
+        for (Map.Entry<String, Long> e : expected.entrySet()) {
+            Long c = actual.get(e.getKey());
+            if (!e.getValue().equals(c)) {
+                mismatches.add(e.getKey() + ": java=" + e.getValue() + ", c=" + c);
+            }
+        }
+        assertEquals(List.of(), mismatches, "Java layouts that differ from linux/io_uring.h and libc");
+        assertEquals(expected.size(), actual.size(), "the C program printed every expectation");
+    }
+
+    private static Map<String, Long> compileAndRun(Path dir, Map<String, Long> expected) throws Exception {
+        List<String> missing = new ArrayList<>();
+        if (!Files.isReadable(Path.of(HEADER))) {
+            missing.add(HEADER);
+        }
+        String gcc = findOnPath("gcc");
+        if (gcc == null) {
+            missing.add("gcc on PATH");
+        }
+        if (!missing.isEmpty()) {
+            String reason = "cannot check the io_uring layouts, missing: " + missing
+                    + " (install gcc and linux-libc-dev)";
+            if ("true".equalsIgnoreCase(System.getenv("CI"))) {
+                fail(reason);
+            }
+            Assumptions.abort(reason);
+        }
+        StringBuilder c = new StringBuilder();
+        c.append("#define _GNU_SOURCE\n#include <stdio.h>\n#include <stddef.h>\n#include <errno.h>\n")
+                .append("#include <fcntl.h>\n#include <limits.h>\n#include <sys/uio.h>\n#include <sys/eventfd.h>\n")
+                .append("#include <sys/syscall.h>\n#include <linux/falloc.h>\n")
+                .append("#include <linux/io_uring.h>\n")
+                .append("int main(void) {\n");
+        for (String expr : expected.keySet()) {
+            c.append("    printf(\"%lld\\t%s\\n\", (long long) (").append(expr).append("), \"")
+                    .append(expr.replace("\"", "\\\"")).append("\");\n");
+        }
+        c.append("    return 0;\n}\n");
+        Path source = dir.resolve("io_uring_layout.c");
+        Path binary = dir.resolve("io_uring_layout");
+        Files.writeString(source, c);
+        String compileOutput = run(List.of(gcc, "-Wall", "-Werror", "-o", binary.toString(), source.toString()));
+        String output = run(List.of(binary.toString()));
+        Map<String, Long> actual = new LinkedHashMap<>();
+        for (String line : output.split("\n")) {
+            if (line.isEmpty()) {
+                continue;
+            }
+            int tab = line.indexOf('\t');
+            actual.put(line.substring(tab + 1), Long.parseLong(line.substring(0, tab)));
+        }
+        if (actual.isEmpty()) {
+            fail("io_uring layout program printed nothing; compiler said: " + compileOutput);
+        }
+        return actual;
+    }
+
+    private static String run(List<String> command) throws IOException, InterruptedException {
+        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (!p.waitFor(60, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            fail("timed out: " + command);
+        }
+        if (p.exitValue() != 0) {
+            fail("command failed: " + command + ", exit=" + p.exitValue() + ", output:\n" + out);
+        }
+        return out;
+    }
+
+    private static String findOnPath(String name) {
+        String path = System.getenv("PATH");
+        if (path == null) {
+            return null;
+        }
+        for (String d : path.split(":")) {
+            Path candidate = Path.of(d, name);
+            if (Files.isExecutable(candidate)) {
+                return candidate.toString();
+            }
+        }
+        return null;
+    }
+}
