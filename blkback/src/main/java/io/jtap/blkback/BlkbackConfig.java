@@ -16,10 +16,17 @@ import java.time.Duration;
  * @param discard               advertise {@code feature-discard} on writable devices
  * @param discardGranularity    advertised {@code discard-granularity} in bytes
  * @param physicalSectorSize    advertised {@code physical-sector-size} in bytes
+ * @param ioEngine              how plain reads reach the image's DATA extents: {@value #IO_ENGINE_IO_URING} (submitted
+ *                              by the ring thread, see {@code io.jtap.aio.LinuxIoUring}), or {@value #IO_ENGINE_POOL}
+ *                              (everything on the worker pool); the engine is never chosen silently
  */
 public record BlkbackConfig(GrantMode grantMode, int maxPersistentGrants, Duration persistentIdle,
                             int maxIndirectSegments, int maxRingPageOrder, int maxQueues, boolean discard,
-                            int discardGranularity, int physicalSectorSize) {
+                            int discardGranularity, int physicalSectorSize, String ioEngine) {
+    /** Reads through io_uring, submitted and reaped by the ring thread. */
+    public static final String IO_ENGINE_IO_URING = "io_uring";
+    /** All IO on the bounded worker pool. */
+    public static final String IO_ENGINE_POOL = "pool";
     /** Linux {@code xen_blkif_max_pgrants}. */
     public static final int DEFAULT_MAX_PERSISTENT_GRANTS = 1056;
     /** Linux {@code MAX_INDIRECT_SEGMENTS} default advertised by blkback. */
@@ -44,44 +51,49 @@ public record BlkbackConfig(GrantMode grantMode, int maxPersistentGrants, Durati
         }
     }
 
-    /** Persistent grants, 256 indirect segments, order-4 rings, 4 queues, discard at 4 KiB. */
+    /** Persistent grants, 256 indirect segments, order-4 rings, 4 queues, discard at 4 KiB, io_uring reads. */
     public static BlkbackConfig defaults() {
         return new BlkbackConfig(GrantMode.PERSISTENT, DEFAULT_MAX_PERSISTENT_GRANTS, Duration.ofSeconds(60),
-                DEFAULT_MAX_INDIRECT_SEGMENTS, 4, 4, true, 4096, 512);
+                DEFAULT_MAX_INDIRECT_SEGMENTS, 4, 4, true, 4096, 512, IO_ENGINE_IO_URING);
     }
 
     public BlkbackConfig withGrantMode(GrantMode value) {
         return new BlkbackConfig(value, maxPersistentGrants, persistentIdle, maxIndirectSegments, maxRingPageOrder,
-                maxQueues, discard, discardGranularity, physicalSectorSize);
+                maxQueues, discard, discardGranularity, physicalSectorSize, ioEngine);
     }
 
     public BlkbackConfig withMaxPersistentGrants(int value) {
         return new BlkbackConfig(grantMode, value, persistentIdle, maxIndirectSegments, maxRingPageOrder,
-                maxQueues, discard, discardGranularity, physicalSectorSize);
+                maxQueues, discard, discardGranularity, physicalSectorSize, ioEngine);
     }
 
     public BlkbackConfig withPersistentIdle(Duration value) {
         return new BlkbackConfig(grantMode, maxPersistentGrants, value, maxIndirectSegments, maxRingPageOrder,
-                maxQueues, discard, discardGranularity, physicalSectorSize);
+                maxQueues, discard, discardGranularity, physicalSectorSize, ioEngine);
     }
 
     public BlkbackConfig withMaxIndirectSegments(int value) {
         return new BlkbackConfig(grantMode, maxPersistentGrants, persistentIdle, value, maxRingPageOrder,
-                maxQueues, discard, discardGranularity, physicalSectorSize);
+                maxQueues, discard, discardGranularity, physicalSectorSize, ioEngine);
     }
 
     public BlkbackConfig withMaxRingPageOrder(int value) {
         return new BlkbackConfig(grantMode, maxPersistentGrants, persistentIdle, maxIndirectSegments, value,
-                maxQueues, discard, discardGranularity, physicalSectorSize);
+                maxQueues, discard, discardGranularity, physicalSectorSize, ioEngine);
     }
 
     public BlkbackConfig withMaxQueues(int value) {
         return new BlkbackConfig(grantMode, maxPersistentGrants, persistentIdle, maxIndirectSegments,
-                maxRingPageOrder, value, discard, discardGranularity, physicalSectorSize);
+                maxRingPageOrder, value, discard, discardGranularity, physicalSectorSize, ioEngine);
     }
 
     public BlkbackConfig withDiscard(boolean value) {
         return new BlkbackConfig(grantMode, maxPersistentGrants, persistentIdle, maxIndirectSegments,
-                maxRingPageOrder, maxQueues, value, discardGranularity, physicalSectorSize);
+                maxRingPageOrder, maxQueues, value, discardGranularity, physicalSectorSize, ioEngine);
+    }
+
+    public BlkbackConfig withIoEngine(String value) {
+        return new BlkbackConfig(grantMode, maxPersistentGrants, persistentIdle, maxIndirectSegments,
+                maxRingPageOrder, maxQueues, discard, discardGranularity, physicalSectorSize, value);
     }
 }

@@ -1,5 +1,7 @@
 package io.jtap.blkback;
 
+import io.jtap.aio.BlockIoEngine;
+import io.jtap.aio.BlockIoEngines;
 import io.jtap.formats.Image;
 import io.jtap.formats.ImageFormat;
 import io.jtap.formats.ImageFormats;
@@ -124,6 +126,11 @@ public final class BlkbackDevice implements AutoCloseable {
     /** Persistent grants mapped across the queues now. */
     public int persistentGrants() {
         return runOnControlQuietly(() -> queues.stream().mapToInt(BlkifQueue::persistentGrants).sum());
+    }
+
+    /** Reads the current connection's queues served through io_uring. */
+    public long engineReads() {
+        return runOnControlQuietly(() -> queues.stream().mapToLong(BlkifQueue::engineReads).sum());
     }
 
     /** Responses sent by the current connection's queues. */
@@ -298,7 +305,8 @@ public final class BlkbackDevice implements AutoCloseable {
         });
         state = XenbusState.Connected;
         LOG.log(Level.INFO, "device=" + name + ": connected, domid=" + frontendId + ", queues=" + queues.size()
-                + ", ring-page-order=" + rings.order() + ", abi=" + rings.abi() + ", grants=" + mode);
+                + ", ring-page-order=" + rings.order() + ", abi=" + rings.abi() + ", grants=" + mode + ", reads="
+                + config.ioEngine());
     }
 
     private BlkifQueue openQueue(int q, FrontendRings rings, GrantMode mode) throws IOException {
@@ -306,14 +314,22 @@ public final class BlkbackDevice implements AutoCloseable {
         GrantTable grants = platform.openGrantTable();
         GrantMapping ring = null;
         EventChannels evtchn = null;
+        BlockIoEngine engine = null;
         int port = -1;
         try {
+            if (config.ioEngine().equals(BlkbackConfig.IO_ENGINE_IO_URING)) {
+                engine = BlockIoEngines.open(BlockIoEngines.IO_URING, BlockIoEngines.DEFAULT_QUEUE_DEPTH,
+                        Math.max(BlockIoEngines.DEFAULT_MAX_SEGMENTS, config.maxIndirectSegments()));
+            }
             ring = grants.map(frontendId, fq.refs(), true);
             evtchn = platform.openEventChannels();
             port = evtchn.bindInterdomain(frontendId, fq.remotePort());
             return new BlkifQueue(queueOwner, name, frontendId, q, rings.abi(), rings.order(), ring, grants, evtchn,
-                    port, mode, config, config.maxIndirectSegments(), workers, log);
+                    port, mode, config, config.maxIndirectSegments(), workers, log, engine);
         } catch (IOException | RuntimeException e) {
+            if (engine != null) {
+                engine.close();
+            }
             if (evtchn != null) {
                 evtchn.close();
             }

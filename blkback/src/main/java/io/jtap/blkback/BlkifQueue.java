@@ -1,5 +1,8 @@
 package io.jtap.blkback;
 
+import io.jtap.aio.BlockIoEngine;
+import io.jtap.aio.IoVector;
+import io.jtap.formats.Extent;
 import io.jtap.formats.Image;
 import io.jtap.ring.BackRing;
 import io.jtap.ring.RingOverflowException;
@@ -18,6 +21,9 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
 import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executor;
@@ -27,8 +33,12 @@ import java.util.concurrent.TimeUnit;
 /**
  * The data path of one blkif ring (one queue of a device): its own thread runs a duty cycle ({@link #doWork()})
  * that copies requests off the ring once, validates the copy, reaches the guest's pages (persistent grant, batch
- * map, or grant copy; see {@link GrantMode}), hands the IO to the bounded worker pool, and turns completions into
- * responses pushed in batches with {@code RING_PUSH_RESPONSES_AND_CHECK_NOTIFY}. Linux: {@code blkback.c}'s
+ * map, or grant copy; see {@link GrantMode}), and starts the IO: a read whose extents are all plain data (or zeros)
+ * goes straight from the image's host file into the guest's pages through the queue's {@link BlockIoEngine}
+ * (io_uring), submitted and reaped by this thread; everything else (writes, whose {@code mapForWrite} may block;
+ * transformed, backing and zero extents of other shapes; flushes and discards) runs on the bounded worker pool, with
+ * the mapped pages still the IO buffers. Completions become responses pushed in batches with
+ * {@code RING_PUSH_RESPONSES_AND_CHECK_NOTIFY}. Linux: {@code blkback.c}'s
  * {@code xen_blkif_schedule} / {@code __do_block_io_op} / {@code make_response}.
  *
  * <p>Ordering: reads and writes run concurrently, many in flight. A flush, barrier or discard is a fence: it is
@@ -80,6 +90,10 @@ final class BlkifQueue implements AutoCloseable {
     private final Executor workers;
     private final RateLimitedLog log;
     private final WakeupFd wakeup;
+    /** Reads of DATA extents, or null when all IO goes to the worker pool. Owned. */
+    private final BlockIoEngine engine;
+    private final Map<Long, BlkifRequest> engineOps = new HashMap<>();
+    private long nextEngineTag;
     private final ConcurrentLinkedQueue<BlkifRequest> completed = new ConcurrentLinkedQueue<>();
     private final ArrayDeque<BlkifRequest> waiting = new ArrayDeque<>();
     private final ByteBuffer slot;
@@ -99,17 +113,20 @@ final class BlkifQueue implements AutoCloseable {
     private volatile boolean stopping;
     private volatile long requestsServed;
     private volatile int persistentGrants;
+    private volatile long engineReads;
     private boolean closed;
 
     /**
      * Takes ownership of {@code ringMapping}, {@code grants} and {@code evtchn} (with {@code port} bound).
      *
-     * @param mode PERSISTENT only when both ends agreed on persistent grants
+     * @param mode   PERSISTENT only when both ends agreed on persistent grants
+     * @param engine the queue's block IO engine (owned from now on), or null for the worker pool only
      */
     BlkifQueue(Owner owner, String name, int domid, int index, BlkifAbi abi, int ringPageOrder,
                GrantMapping ringMapping, GrantTable grants, EventChannels evtchn, int port, GrantMode mode,
-               BlkbackConfig config, int maxIndirectSegments, Executor workers, RateLimitedLog log)
-            throws IOException {
+               BlkbackConfig config, int maxIndirectSegments, Executor workers, RateLimitedLog log,
+               BlockIoEngine engine) throws IOException {
+        this.engine = engine;
         this.owner = owner;
         this.name = name;
         this.domid = domid;
@@ -133,7 +150,8 @@ final class BlkifQueue implements AutoCloseable {
         this.slot = ByteBuffer.allocate(abi.entryLength());
         this.indirectCopy = ByteBuffer.allocate(maxSegments * BlkifSegmentDescriptor.LENGTH);
         this.wakeup = new WakeupFd();
-        this.pollFds = new int[] {evtchn.fd(), wakeup.fd()};
+        this.pollFds = engine == null ? new int[] {evtchn.fd(), wakeup.fd()}
+                : new int[] {evtchn.fd(), wakeup.fd(), engine.completionFd()};
         this.thread = new Thread(this::run, "jtap-blkif-" + name + "-q" + index);
         this.thread.setDaemon(true);
     }
@@ -149,6 +167,11 @@ final class BlkifQueue implements AutoCloseable {
     /** Responses sent so far (for tests and statistics). */
     long requestsServed() {
         return requestsServed;
+    }
+
+    /** Reads served through the block IO engine (for tests and statistics). */
+    long engineReads() {
+        return engineReads;
     }
 
     /** Persistent grants currently mapped (0 unless in persistent mode). */
@@ -199,6 +222,9 @@ final class BlkifQueue implements AutoCloseable {
      */
     int doWork() throws IOException {
         int work = reapCompletions();
+        if (engine != null && !engineOps.isEmpty()) {
+            work += engine.reap(this::engineCompleted);
+        }
         if (!halted && !drained) {
             // On stop, one last pass: what the frontend published before the stop is answered, not dropped.
             if (stopping) {
@@ -335,6 +361,9 @@ final class BlkifQueue implements AutoCloseable {
         if (r.isFence()) {
             fenceInFlight = true;
         }
+        if (engine != null && r.ioOp == Blkif.BLKIF_OP_READ && r.nrSegments > 0 && readThroughEngine(r)) {
+            return;
+        }
         try {
             workers.execute(() -> performIo(r));
         } catch (RejectedExecutionException e) {
@@ -462,20 +491,106 @@ final class BlkifQueue implements AutoCloseable {
         BlkifRequest r;
         while ((r = completed.poll()) != null) {
             n++;
-            inFlight--;
-            if (r.isFence()) {
-                fenceInFlight = false;
-            }
-            if (r.failure != null) {
-                r.fail(Blkif.BLKIF_RSP_ERROR, "IO failed: " + r.failure);
-                log.warn("queue=" + index + ": " + r.error + ": " + r);
-            } else if (mode == GrantMode.COPY && r.ioOp == Blkif.BLKIF_OP_READ && r.nrSegments > 0) {
-                copyToGuest(r);
-            }
-            releaseGuestPages(r);
-            respond(r);
+            finish(r);
         }
         return n;
+    }
+
+    /** A request's IO is over (worker or engine): copy out if needed, release the pages, respond. */
+    private void finish(BlkifRequest r) {
+        inFlight--;
+        if (r.isFence()) {
+            fenceInFlight = false;
+        }
+        if (r.failure != null) {
+            r.fail(Blkif.BLKIF_RSP_ERROR, "IO failed: " + r.failure);
+            log.warn("queue=" + index + ": " + r.error + ": " + r);
+        } else if (mode == GrantMode.COPY && r.ioOp == Blkif.BLKIF_OP_READ && r.nrSegments > 0) {
+            copyToGuest(r);
+        }
+        releaseGuestPages(r);
+        respond(r);
+    }
+
+    /**
+     * Starts a read through the engine when every extent of its range is DATA or ZERO and the engine has room:
+     * ZERO parts are filled here, each DATA extent becomes one vectored read straight into the request's buffers.
+     *
+     * @return false, having done nothing, when the read must go to the worker pool instead
+     */
+    private boolean readThroughEngine(BlkifRequest r) {
+        Image image = owner.image();
+        long offset = r.sector << Blkif.SECTOR_SHIFT;
+        List<Extent> extents;
+        try {
+            // Looks up metadata only (for qcow2 a cached L2 table, at worst one read of it); never waits for others.
+            extents = image.mapForRead(offset, ImageIo.total(r.pieces));
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
+        int ops = 0;
+        for (Extent e : extents) {
+            if (e.kind() == Extent.Kind.DATA) {
+                ops++;
+            } else if (e.kind() != Extent.Kind.ZERO) {
+                return false;
+            }
+        }
+        if (ops > engine.available() || r.pieces.length > engine.maxSegments()) {
+            return false;
+        }
+        int piece = 0;
+        int pieceAt = 0;
+        try {
+            for (Extent e : extents) {
+                IoVector v = e.kind() == Extent.Kind.DATA ? engine.vector() : null;
+                long left = e.length();
+                while (left > 0) {
+                    ByteBuffer p = r.pieces[piece];
+                    int n = (int) Math.min(left, p.remaining() - pieceAt);
+                    if (v != null) {
+                        v.add(p, p.position() + pieceAt, n);
+                    } else {
+                        p.slice(p.position() + pieceAt, n).put(new byte[n]);
+                    }
+                    left -= n;
+                    pieceAt += n;
+                    if (pieceAt == p.remaining()) {
+                        piece++;
+                        pieceAt = 0;
+                    }
+                }
+                if (v != null) {
+                    long tag = nextEngineTag++;
+                    engine.readv(e.file().fd(), e.hostOffset(), v, tag);
+                    engineOps.put(tag, r);
+                    r.pendingOps++;
+                }
+            }
+            engine.submit();
+            engineReads++;
+        } catch (IOException | RuntimeException ex) {
+            r.failure = ex;
+        }
+        if (r.pendingOps == 0) {
+            finish(r);
+        }
+        return true;
+    }
+
+    /** The engine's completion handler, on the ring thread. */
+    private void engineCompleted(long tag, long result) {
+        BlkifRequest r = engineOps.remove(tag);
+        if (r == null) {
+            return;
+        }
+        if (result < 0 && r.failure == null) {
+            r.failure = new IOException("read failed: result=" + result + (result == BlockIoEngine.SHORT_READ_AT_EOF
+                    ? " (end of file)" : ""));
+        }
+        if (--r.pendingOps == 0) {
+            finish(r);
+        }
     }
 
     private void copyToGuest(BlkifRequest r) {
@@ -553,6 +668,10 @@ final class BlkifQueue implements AutoCloseable {
         }
         IOException first = null;
         try (WakeupFd w = wakeup; GrantTable g = grants; EventChannels e = evtchn; GrantMapping m = ringMapping) {
+            if (engine != null) {
+                // Waits for reads still in the kernel before their pages are unmapped below.
+                engine.close();
+            }
             if (persistent != null) {
                 persistent.close();
             }

@@ -51,8 +51,10 @@ final class BlkifRequest {
     PersistentGrantCache.Entry[] persistent;
     /** Copy mode: the private buffer the IO uses. */
     ByteBuffer bounce;
-    /** Set by the worker: the IO failure, or null. */
+    /** Set by the worker or the engine's completion: the IO failure, or null. */
     Throwable failure;
+    /** Engine operations of this request not yet reaped (reads through io_uring). */
+    int pendingOps;
 
     BlkifRequest(int maxSegments) {
         int n = Math.max(maxSegments, Blkif.BLKIF_MAX_SEGMENTS_PER_REQUEST);
@@ -98,6 +100,7 @@ final class BlkifRequest {
         status = Blkif.BLKIF_RSP_OKAY;
         error = null;
         failure = null;
+        pendingOps = 0;
         pieces = null;
         batchMapping = null;
         persistent = null;

@@ -51,25 +51,30 @@ class ModelBasedTest {
 
     static Stream<Arguments> configurations() {
         Features d = Features.defaults();
+        String uring = BlkbackConfig.IO_ENGINE_IO_URING;
+        String pool = BlkbackConfig.IO_ENGINE_POOL;
         return Stream.of(
-                Arguments.of("raw", GrantMode.PERSISTENT, d),
-                Arguments.of("raw", GrantMode.PERSISTENT, d.withPersistent(false).withIndirect(0).withQueues(4)),
-                Arguments.of("raw", GrantMode.COPY, d.withQueues(4).withRingPageOrder(2)),
-                Arguments.of("raw", GrantMode.MAP, d.withAbi(BlkifAbi.X86_32).withQueues(2)),
-                Arguments.of("qcow2", GrantMode.PERSISTENT, d.withQueues(4).withRingPageOrder(1)),
-                Arguments.of("qcow2", GrantMode.MAP, d.withIndirect(0).withAbi(BlkifAbi.X86_32)),
-                Arguments.of("qcow2", GrantMode.COPY, d.withPersistent(false)));
+                Arguments.of("raw", GrantMode.PERSISTENT, uring, d),
+                Arguments.of("raw", GrantMode.PERSISTENT, pool, d.withQueues(2)),
+                Arguments.of("raw", GrantMode.PERSISTENT, uring, d.withPersistent(false).withIndirect(0).withQueues(4)),
+                Arguments.of("raw", GrantMode.COPY, uring, d.withQueues(4).withRingPageOrder(2)),
+                Arguments.of("raw", GrantMode.MAP, uring, d.withAbi(BlkifAbi.X86_32).withQueues(2)),
+                Arguments.of("qcow2", GrantMode.PERSISTENT, uring, d.withQueues(4).withRingPageOrder(1)),
+                Arguments.of("qcow2", GrantMode.MAP, pool, d.withPersistent(false).withQueues(2)),
+                Arguments.of("qcow2", GrantMode.MAP, uring, d.withIndirect(0).withAbi(BlkifAbi.X86_32)),
+                Arguments.of("qcow2", GrantMode.COPY, uring, d.withPersistent(false)));
     }
 
-    @ParameterizedTest(name = "{0} {1} {2}")
+    @ParameterizedTest(name = "{0} {1} {2} {3}")
     @MethodSource("configurations")
-    void randomOperationsMatchTheModel(String format, GrantMode mode, Features features) throws Exception {
+    void randomOperationsMatchTheModel(String format, GrantMode mode, String engine, Features features)
+            throws Exception {
         long seed = Long.getLong("jtap.seed", System.nanoTime());
-        System.out.println("ModelBasedTest " + format + " " + mode + " " + features + ": seed=" + seed);
+        System.out.println("ModelBasedTest " + format + " " + mode + " " + engine + " " + features + ": seed=" + seed);
         Random rnd = new Random(seed);
         Path image = fx.createImage(format, "disk." + format, SIZE);
-        BlkbackFixture.Device d = fx.addDevice(format + ":" + image, "w", "disk",
-                BlkbackConfig.defaults().withGrantMode(mode).withMaxPersistentGrants(64));
+        BlkbackConfig config = BlkbackConfig.defaults().withGrantMode(mode).withIoEngine(engine);
+        BlkbackFixture.Device d = fx.addDevice(format + ":" + image, "w", "disk", config.withMaxPersistentGrants(64));
         SimulatedBlkfront f = fx.frontend(d, features);
         f.connect();
         Model model = new Model();
@@ -119,6 +124,11 @@ class ModelBasedTest {
                     assertEquals(Blkif.BLKIF_RSP_OKAY, f.await(r), "status of request " + r.id() + ", seed=" + seed);
                 }
                 checks.forEach(Runnable::run);
+            }
+            if (engine.equals(BlkbackConfig.IO_ENGINE_IO_URING)) {
+                org.junit.jupiter.api.Assertions.assertTrue(d.backend().engineReads() > 0, "reads through io_uring");
+            } else {
+                assertEquals(0, d.backend().engineReads(), "reads through io_uring");
             }
             f.disconnect();
             f.reconnect();
