@@ -133,6 +133,11 @@ public final class BlkbackDevice implements AutoCloseable {
         return runOnControlQuietly(() -> queues.stream().mapToLong(BlkifQueue::engineReads).sum());
     }
 
+    /** Writes whose data the current connection's queues sent through io_uring. */
+    public long engineWrites() {
+        return runOnControlQuietly(() -> queues.stream().mapToLong(BlkifQueue::engineWrites).sum());
+    }
+
     /** Responses sent by the current connection's queues. */
     public long requestsServed() {
         return runOnControlQuietly(() -> queues.stream().mapToLong(BlkifQueue::requestsServed).sum());

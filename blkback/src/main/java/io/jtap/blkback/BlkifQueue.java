@@ -4,6 +4,7 @@ import io.jtap.aio.BlockIoEngine;
 import io.jtap.aio.IoVector;
 import io.jtap.formats.Extent;
 import io.jtap.formats.Image;
+import io.jtap.formats.WriteMapping;
 import io.jtap.ring.BackRing;
 import io.jtap.ring.RingOverflowException;
 import io.jtap.ring.blkif.Blkif;
@@ -35,9 +36,10 @@ import java.util.concurrent.TimeUnit;
  * that copies requests off the ring once, validates the copy, reaches the guest's pages (persistent grant, batch
  * map, or grant copy; see {@link GrantMode}), and starts the IO: a read whose extents are all plain data (or zeros)
  * goes straight from the image's host file into the guest's pages through the queue's {@link BlockIoEngine}
- * (io_uring), submitted and reaped by this thread; everything else (writes, whose {@code mapForWrite} may block;
- * transformed, backing and zero extents of other shapes; flushes and discards) runs on the bounded worker pool, with
- * the mapped pages still the IO buffers. Completions become responses pushed in batches with
+ * (io_uring), submitted and reaped by this thread. A write is split in three: a worker reserves its extents
+ * ({@code mapForWrite} may block), this thread submits the data IO to the engine, a worker completes the mapping
+ * (metadata). Everything else (transformed and backing extents, barriers, flushes, discards, and whatever finds
+ * the engine full) runs on the bounded worker pool, with the mapped pages still the IO buffers. Completions become responses pushed in batches with
  * {@code RING_PUSH_RESPONSES_AND_CHECK_NOTIFY}. Linux: {@code blkback.c}'s
  * {@code xen_blkif_schedule} / {@code __do_block_io_op} / {@code make_response}.
  *
@@ -114,6 +116,7 @@ final class BlkifQueue implements AutoCloseable {
     private volatile long requestsServed;
     private volatile int persistentGrants;
     private volatile long engineReads;
+    private volatile long engineWrites;
     private boolean closed;
 
     /**
@@ -172,6 +175,11 @@ final class BlkifQueue implements AutoCloseable {
     /** Reads served through the block IO engine (for tests and statistics). */
     long engineReads() {
         return engineReads;
+    }
+
+    /** Writes whose data went through the block IO engine. */
+    long engineWrites() {
+        return engineWrites;
     }
 
     /** Persistent grants currently mapped (0 unless in persistent mode). */
@@ -459,7 +467,36 @@ final class BlkifQueue implements AutoCloseable {
             long offset = r.sector << Blkif.SECTOR_SHIFT;
             switch (r.ioOp) {
                 case Blkif.BLKIF_OP_READ -> ImageIo.read(image, offset, r.pieces);
-                case Blkif.BLKIF_OP_WRITE -> ImageIo.write(image, offset, r.pieces);
+                case Blkif.BLKIF_OP_WRITE -> {
+                    if (engine != null && r.phase == BlkifRequest.PHASE_IO) {
+                        // Phase one here (it may block); the ring thread submits the data IO if it can.
+                        WriteMapping m = image.mapForWrite(offset, ImageIo.total(r.pieces));
+                        if (m.extents().stream().allMatch(e -> e.kind() == Extent.Kind.DATA)) {
+                            r.writeMapping = m;
+                            r.phase = BlkifRequest.PHASE_MAPPED;
+                        } else {
+                            ImageIo.writeMapped(image, m, r.pieces);
+                        }
+                    } else if (r.phase == BlkifRequest.PHASE_MAPPED) {
+                        // The engine had no room: the data IO and completion here.
+                        r.phase = BlkifRequest.PHASE_IO;
+                        WriteMapping m = r.writeMapping;
+                        r.writeMapping = null;
+                        ImageIo.writeMapped(image, m, r.pieces);
+                    } else if (r.phase == BlkifRequest.PHASE_WRITING) {
+                        // The engine wrote the data: make it visible, or release the reservation.
+                        r.phase = BlkifRequest.PHASE_IO;
+                        WriteMapping m = r.writeMapping;
+                        r.writeMapping = null;
+                        if (r.failure == null) {
+                            m.complete();
+                        } else {
+                            m.abort();
+                        }
+                    } else {
+                        ImageIo.write(image, offset, r.pieces);
+                    }
+                }
                 case Blkif.BLKIF_OP_WRITE_BARRIER -> {
                     // Everything before is complete (fence); make it durable, then the barrier's own data.
                     image.flush();
@@ -480,7 +517,18 @@ final class BlkifQueue implements AutoCloseable {
                 default -> throw new IllegalStateException("operation: " + r.ioOp);
             }
         } catch (Throwable t) {
-            r.failure = t;
+            if (r.failure == null) {
+                r.failure = t;
+            }
+            if (r.writeMapping != null) {
+                try {
+                    r.writeMapping.abort();
+                } catch (IOException | RuntimeException e) {
+                    t.addSuppressed(e);
+                }
+                r.writeMapping = null;
+                r.phase = BlkifRequest.PHASE_IO;
+            }
         }
         completed.add(r);
         wakeup.signal();
@@ -491,9 +539,76 @@ final class BlkifQueue implements AutoCloseable {
         BlkifRequest r;
         while ((r = completed.poll()) != null) {
             n++;
-            finish(r);
+            if (r.phase == BlkifRequest.PHASE_MAPPED) {
+                writeThroughEngine(r);
+            } else {
+                finish(r);
+            }
         }
         return n;
+    }
+
+    /**
+     * Submits the data IO of a write whose extents a worker reserved (all DATA): one vectored write per extent,
+     * straight from the request's buffers. Without room in the engine the write goes back to a worker.
+     */
+    private void writeThroughEngine(BlkifRequest r) {
+        List<Extent> extents = r.writeMapping.extents();
+        if (extents.size() > engine.available() || r.pieces.length > engine.maxSegments()) {
+            toWorker(r);
+            return;
+        }
+        r.phase = BlkifRequest.PHASE_WRITING;
+        int piece = 0;
+        int pieceAt = 0;
+        try {
+            for (Extent e : extents) {
+                IoVector v = engine.vector();
+                long left = e.length();
+                while (left > 0) {
+                    ByteBuffer p = r.pieces[piece];
+                    int n = (int) Math.min(left, p.remaining() - pieceAt);
+                    v.add(p, p.position() + pieceAt, n);
+                    left -= n;
+                    pieceAt += n;
+                    if (pieceAt == p.remaining()) {
+                        piece++;
+                        pieceAt = 0;
+                    }
+                }
+                long tag = nextEngineTag++;
+                engine.writev(e.file().fd(), e.hostOffset(), v, tag);
+                engineOps.put(tag, r);
+                r.pendingOps++;
+            }
+            engine.submit();
+            engineWrites++;
+        } catch (IOException | RuntimeException ex) {
+            r.failure = ex;
+        }
+        if (r.pendingOps == 0) {
+            toWorker(r);
+        }
+    }
+
+    /** Hands a request (back) to the worker pool; its phase says what the worker does. */
+    private void toWorker(BlkifRequest r) {
+        try {
+            workers.execute(() -> performIo(r));
+        } catch (RejectedExecutionException e) {
+            // Only while the daemon shuts down: release the reservation and answer with an error.
+            r.failure = e;
+            if (r.writeMapping != null) {
+                try {
+                    r.writeMapping.abort();
+                } catch (IOException | RuntimeException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+                r.writeMapping = null;
+            }
+            r.phase = BlkifRequest.PHASE_IO;
+            completed.add(r);
+        }
     }
 
     /** A request's IO is over (worker or engine): copy out if needed, release the pages, respond. */
@@ -589,7 +704,11 @@ final class BlkifQueue implements AutoCloseable {
                     ? " (end of file)" : ""));
         }
         if (--r.pendingOps == 0) {
-            finish(r);
+            if (r.phase == BlkifRequest.PHASE_WRITING) {
+                toWorker(r);
+            } else {
+                finish(r);
+            }
         }
     }
 

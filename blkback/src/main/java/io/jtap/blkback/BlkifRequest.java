@@ -53,8 +53,18 @@ final class BlkifRequest {
     ByteBuffer bounce;
     /** Set by the worker or the engine's completion: the IO failure, or null. */
     Throwable failure;
-    /** Engine operations of this request not yet reaped (reads through io_uring). */
+    /** Engine operations of this request not yet reaped (reads and writes through io_uring). */
     int pendingOps;
+    /** Where a write through the engine stands: {@link #PHASE_IO} unless between the phases below. */
+    int phase;
+    /** A worker reserved the write's extents; the ring thread submits the data IO. */
+    static final int PHASE_MAPPED = 1;
+    /** The ring thread's data IO is in the engine. */
+    static final int PHASE_WRITING = 2;
+    /** The plain phase: the request's IO runs, or ran, in one piece. */
+    static final int PHASE_IO = 0;
+    /** The write's reservation, between {@link #PHASE_MAPPED} and its completion. */
+    io.jtap.formats.WriteMapping writeMapping;
 
     BlkifRequest(int maxSegments) {
         int n = Math.max(maxSegments, Blkif.BLKIF_MAX_SEGMENTS_PER_REQUEST);
@@ -101,6 +111,8 @@ final class BlkifRequest {
         error = null;
         failure = null;
         pendingOps = 0;
+        phase = PHASE_IO;
+        writeMapping = null;
         pieces = null;
         batchMapping = null;
         persistent = null;

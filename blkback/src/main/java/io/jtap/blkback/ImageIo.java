@@ -57,8 +57,15 @@ final class ImageIo {
         if (length == 0) {
             return;
         }
+        writeMapped(image, image.mapForWrite(offset, length), pieces);
+    }
+
+    /**
+     * Phase two of a write whose phase one ({@link Image#mapForWrite}) is done: the data IO into the mapping's
+     * extents, then {@link WriteMapping#complete()}; on failure {@link WriteMapping#abort()}.
+     */
+    static void writeMapped(Image image, WriteMapping mapping, ByteBuffer[] pieces) throws IOException {
         Cursor cursor = new Cursor(pieces);
-        WriteMapping mapping = image.mapForWrite(offset, length);
         try {
             List<Extent> extents = mapping.extents();
             for (Extent e : extents) {

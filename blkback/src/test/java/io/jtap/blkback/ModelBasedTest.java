@@ -127,8 +127,10 @@ class ModelBasedTest {
             }
             if (engine.equals(BlkbackConfig.IO_ENGINE_IO_URING)) {
                 org.junit.jupiter.api.Assertions.assertTrue(d.backend().engineReads() > 0, "reads through io_uring");
+                org.junit.jupiter.api.Assertions.assertTrue(d.backend().engineWrites() > 0, "writes through io_uring");
             } else {
                 assertEquals(0, d.backend().engineReads(), "reads through io_uring");
+                assertEquals(0, d.backend().engineWrites(), "writes through io_uring");
             }
             f.disconnect();
             f.reconnect();
