@@ -204,8 +204,8 @@ public final class BlkbackDevice implements AutoCloseable {
             return null;
         });
         state = XenbusState.InitWait;
-        watches.add(xs.watch(frontendPath + "/state", (path, token) -> control.execute(this::frontendChanged)));
-        watches.add(xs.watch(backendPath + "/online", (path, token) -> control.execute(this::onlineChanged)));
+        watches.add(xs.watch(frontendPath + "/state", (path, token) -> schedule(this::frontendChanged)));
+        watches.add(xs.watch(backendPath + "/online", (path, token) -> schedule(this::onlineChanged)));
     }
 
     private boolean discardEnabled() {
@@ -369,7 +369,7 @@ public final class BlkbackDevice implements AutoCloseable {
 
         @Override
         public void ringHalted(BlkifQueue queue, String reason) {
-            control.execute(() -> {
+            schedule(() -> {
                 if (state == XenbusState.Connected) {
                     fail("ring " + queue.index() + " halted: " + reason);
                 }
@@ -419,6 +419,15 @@ public final class BlkbackDevice implements AutoCloseable {
             switchState(XenbusState.Closing);
         } catch (IOException | RuntimeException e) {
             LOG.log(Level.WARNING, "device=" + name + ": cannot report error: " + e.getMessage());
+        }
+    }
+
+    /** Runs {@code task} on the control thread, unless the device is closed (late watch events are dropped). */
+    private void schedule(Runnable task) {
+        try {
+            control.execute(task);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            // closed: nothing left to do for this device
         }
     }
 

@@ -75,7 +75,13 @@ public final class BlkbackService implements AutoCloseable {
 
     /** Starts watching; devices already present are served at once. */
     public void start() throws IOException {
-        watch = xs.watch(root, (path, token) -> service.execute(this::rescan));
+        watch = xs.watch(root, (path, token) -> {
+            try {
+                service.execute(this::rescan);
+            } catch (java.util.concurrent.RejectedExecutionException e) {
+                // closing: a late event
+            }
+        });
         LOG.log(Level.INFO, "serving " + root + " on " + platform.describe());
     }
 
