@@ -77,6 +77,21 @@ class ControlPathTest {
     }
 
     @Test
+    void frontendRestartWithoutClosingReconnects() throws Exception {
+        Path image = fx.createImage("raw", "d.raw", SIZE);
+        BlkbackFixture.Device d = fx.addDevice(image.toString(), "w", "disk", BlkbackConfig.defaults());
+        SimulatedBlkfront f = fx.frontend(d, Features.defaults().withQueues(2).withRingPageOrder(1));
+        f.connect();
+        byte[] data = BlkbackFixture.pattern(0, 16384, 5);
+        f.write(1, 0, data);
+        f.restartWithoutClosing();
+        assertEquals(0, f.grantsStillMapped(), "the backend unmapped the old rings and persistent grants");
+        assertEquals(XenbusState.Connected, d.backend().state());
+        assertArrayEquals(data, f.read(0, 0, 32));
+        f.disconnect();
+    }
+
+    @Test
     void onlineZeroAnswersEverythingPublishedThenCloses() throws Exception {
         RecordingFormat slow = new RecordingFormat();
         Path image = fx.createImage("raw", "d.raw", SIZE);

@@ -348,6 +348,18 @@ public final class SimulatedBlkfront implements AutoCloseable {
         connect();
     }
 
+    /**
+     * A guest that restarts without closing (a crash and reboot, kexec): the frontend goes straight back to
+     * Initialising while Connected, waits for the backend to tear down and offer InitWait again, drops its old rings
+     * (ending their grants, which the backend must have unmapped), and connects afresh. Requests in flight are lost.
+     */
+    public void restartWithoutClosing() throws IOException, TimeoutException {
+        switchState(1);
+        awaitBackendState(TIMEOUT, 2);
+        releaseRings();
+        connect();
+    }
+
     private void releaseRings() throws IOException {
         for (Queue q : queues) {
             for (int ref : q.ringRefs) {
