@@ -497,13 +497,15 @@ final class BlkifQueue implements AutoCloseable {
                         ImageIo.write(image, offset, r.pieces);
                     }
                 }
-                case Blkif.BLKIF_OP_WRITE_BARRIER -> {
-                    // Everything before is complete (fence); make it durable, then the barrier's own data.
+                case Blkif.BLKIF_OP_WRITE_BARRIER, Blkif.BLKIF_OP_FLUSH_DISKCACHE -> {
+                    // Everything before is complete (fence); make it durable, then the request's own data if it has
+                    // any (Linux blkfront sends FUA writes as a barrier or flush with segments).
                     image.flush();
-                    ImageIo.write(image, offset, r.pieces);
-                    image.flush();
+                    if (r.nrSegments > 0) {
+                        ImageIo.write(image, offset, r.pieces);
+                        image.flush();
+                    }
                 }
-                case Blkif.BLKIF_OP_FLUSH_DISKCACHE -> image.flush();
                 case Blkif.BLKIF_OP_DISCARD -> {
                     long length = r.discardSectors << Blkif.SECTOR_SHIFT;
                     if (length > 0) {

@@ -38,6 +38,25 @@ class FlushOrderingTest {
         fx.close();
     }
 
+    /** Linux blkfront sends a FUA write as a barrier or flush with segments: the data is written, then durable. */
+    @ParameterizedTest(name = "operation {0}")
+    @ValueSource(ints = {Blkif.BLKIF_OP_FLUSH_DISKCACHE, Blkif.BLKIF_OP_WRITE_BARRIER})
+    void flushOrBarrierWithDataWritesItDurably(int op) throws Exception {
+        RecordingFormat recording = new RecordingFormat();
+        Path image = fx.createImage("raw", "disk.raw", 4 << 20);
+        BlkbackFixture.Device d = fx.addDevice("recording:" + image, "w", "disk", BlkbackConfig.defaults(),
+                recording.registry());
+        SimulatedBlkfront f = fx.frontend(d, Features.defaults());
+        f.connect();
+        byte[] data = BlkbackFixture.pattern(4096 * 512L, 11 * 4096, 4);
+        assertEquals(Blkif.BLKIF_RSP_OKAY, f.await(f.submitWrite(0, op, 4096, data, 0)));
+        List<String> events = List.copyOf(recording.events);
+        int written = events.indexOf("write-done " + 4096 * 512L);
+        assertTrue(written >= 0 && events.subList(written, events.size()).contains("flush-done"), events::toString);
+        org.junit.jupiter.api.Assertions.assertArrayEquals(data, f.read(0, 4096, 88));
+        f.disconnect();
+    }
+
     @ParameterizedTest(name = "operation {0}")
     @ValueSource(ints = {Blkif.BLKIF_OP_FLUSH_DISKCACHE, Blkif.BLKIF_OP_WRITE_BARRIER})
     void fenceWaitsForEarlierWritesAndHoldsBackLaterOnes(int fenceOp) throws Exception {

@@ -56,7 +56,7 @@ public final class SimulatedBlkfront implements AutoCloseable {
      */
     public record Features(boolean persistent, int maxIndirectSegments, int ringPageOrder, int queues,
                            BlkifAbi abi) {
-        /** Linux blkfront's defaults on a 2-vCPU guest: persistent, 32 indirect segments, order 0, 2 queues. */
+        /** Persistent grants, up to 256 indirect segments, a single-page ring, one queue, x86_64. */
         public static Features defaults() {
             return new Features(true, 256, 0, 1, BlkifAbi.X86_64);
         }
@@ -416,7 +416,10 @@ public final class SimulatedBlkfront implements AutoCloseable {
         return submitRw(queue, Blkif.BLKIF_OP_READ, sector, count, null, firstSect);
     }
 
-    /** Submits a write ({@code BLKIF_OP_WRITE}) or barrier ({@code BLKIF_OP_WRITE_BARRIER}) of {@code data}. */
+    /**
+     * Submits a write ({@code BLKIF_OP_WRITE}), or a barrier or flush carrying data ({@code BLKIF_OP_WRITE_BARRIER},
+     * {@code BLKIF_OP_FLUSH_DISKCACHE}: how Linux blkfront sends FUA writes), of {@code data}.
+     */
     public Request submitWrite(int queue, int operation, long sector, byte[] data, int firstSect)
             throws IOException, TimeoutException {
         if (data.length % Blkif.SECTOR_SIZE != 0) {
