@@ -39,8 +39,8 @@ import java.util.concurrent.TimeUnit;
  * (io_uring), submitted and reaped by this thread. A write is split in three: a worker reserves its extents
  * ({@code mapForWrite} may block), this thread submits the data IO to the engine, a worker completes the mapping
  * (metadata). Everything else (transformed and backing extents, barriers, flushes, discards, and whatever finds
- * the engine full) runs on the bounded worker pool, with the mapped pages still the IO buffers. Completions become responses pushed in batches with
- * {@code RING_PUSH_RESPONSES_AND_CHECK_NOTIFY}. Linux: {@code blkback.c}'s
+ * the engine full) runs on the bounded worker pool, with the mapped pages still the IO buffers. Completions become
+ * responses pushed in batches with {@code RING_PUSH_RESPONSES_AND_CHECK_NOTIFY}. Linux: {@code blkback.c}'s
  * {@code xen_blkif_schedule} / {@code __do_block_io_op} / {@code make_response}.
  *
  * <p>Ordering: reads and writes run concurrently, many in flight. A flush, barrier or discard is a fence: it is
@@ -88,6 +88,8 @@ final class BlkifQueue implements AutoCloseable {
     private final GrantMode mode;
     private final PersistentGrantCache persistent;
     private final GrantCopyBatch copyBatch;
+    /** Copy mode's private buffers: 8 MiB kept per ring at most. */
+    private final BouncePool bounces = new BouncePool(8L << 20);
     private final int maxIndirectSegments;
     private final Executor workers;
     private final RateLimitedLog log;
@@ -391,7 +393,8 @@ final class BlkifQueue implements AutoCloseable {
         switch (mode) {
             case COPY -> {
                 int length = (int) r.byteLength();
-                r.bounce = ByteBuffer.allocateDirect(length);
+                r.bounceOwner = bounces.acquire(length);
+                r.bounce = r.bounceOwner.slice(0, length);
                 r.pieces = new ByteBuffer[] {r.bounce};
                 if (!toGuest) {
                     copyBatch.clear();
@@ -749,6 +752,10 @@ final class BlkifQueue implements AutoCloseable {
             r.batchMapping = null;
         }
         r.pieces = null;
+        if (r.bounceOwner != null) {
+            bounces.release(r.bounceOwner);
+            r.bounceOwner = null;
+        }
         r.bounce = null;
     }
 

@@ -51,6 +51,8 @@ final class BlkifRequest {
     PersistentGrantCache.Entry[] persistent;
     /** Copy mode: the private buffer the IO uses. */
     ByteBuffer bounce;
+    /** The pooled buffer {@link #bounce} is a slice of. */
+    ByteBuffer bounceOwner;
     /** Set by the worker or the engine's completion: the IO failure, or null. */
     Throwable failure;
     /** Engine operations of this request not yet reaped (reads and writes through io_uring). */
@@ -117,6 +119,7 @@ final class BlkifRequest {
         batchMapping = null;
         persistent = null;
         bounce = null;
+        bounceOwner = null;
         indirect = false;
         nrSegments = 0;
         nrIndirectPages = 0;
