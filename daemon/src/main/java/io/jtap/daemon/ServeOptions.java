@@ -20,7 +20,7 @@ record ServeOptions(String xen, String kind, OptionalInt domid, int workers, Blk
     static final String USAGE = String.join("\n",
             "usage: jtap serve [--xen=linux|simulated] [--backend-kind=vbd] [--domid=N] [--workers=N]",
             "                  [--grant-mode=persistent|map|copy] [--max-queues=N] [--max-ring-page-order=0..4]",
-            "                  [--max-indirect-segments=N] [--max-persistent-grants=N]");
+            "                  [--max-indirect-segments=N] [--max-persistent-grants=N] [--io-engine=io_uring|pool]");
 
     static ServeOptions parse(List<String> args) throws UsageException {
         String xen = "linux";
@@ -63,6 +63,13 @@ record ServeOptions(String xen, String kind, OptionalInt domid, int workers, Blk
                 case "max-indirect-segments" -> config = config.withMaxIndirectSegments(number(name, value, 0, 4096));
                 case "max-persistent-grants" -> config = config.withMaxPersistentGrants(
                         number(name, value, 0, 1 << 20));
+                case "io-engine" -> {
+                    if (!value.equals(BlkbackConfig.IO_ENGINE_IO_URING)
+                            && !value.equals(BlkbackConfig.IO_ENGINE_POOL)) {
+                        throw new UsageException("bad --io-engine: value=" + value + ", expected io_uring or pool");
+                    }
+                    config = config.withIoEngine(value);
+                }
                 default -> throw new UsageException("unknown option: --" + name);
             }
         }

@@ -26,7 +26,7 @@ class ServeTest {
     void optionsParse() throws Exception {
         ServeOptions o = ServeOptions.parse(List.of("--xen=simulated", "--backend-kind=vbd3", "--grant-mode=copy",
                 "--max-queues=2", "--max-ring-page-order=3", "--max-indirect-segments=512",
-                "--max-persistent-grants=100", "--workers=3", "--domid=7"));
+                "--max-persistent-grants=100", "--workers=3", "--domid=7", "--io-engine=pool"));
         assertEquals("simulated", o.xen());
         assertEquals("vbd3", o.kind());
         assertEquals(GrantMode.COPY, o.config().grantMode());
@@ -36,6 +36,7 @@ class ServeTest {
         assertEquals(100, o.config().maxPersistentGrants());
         assertEquals(3, o.workers());
         assertEquals(7, o.domid().getAsInt());
+        assertEquals("pool", o.config().ioEngine());
     }
 
     @ParameterizedTest
@@ -46,6 +47,7 @@ class ServeTest {
         "--grant-mode=magic | bad --grant-mode: value=magic",
         "--backend-kind=../x | bad --backend-kind: value=../x",
         "--frobnicate=1 | unknown option: --frobnicate",
+        "--io-engine=aio | bad --io-engine: value=aio",
         "serve | expected --name=value: argument=serve",
     })
     void badOptionsSayWhatIsWrong(String arg, String message) {
