@@ -1,7 +1,15 @@
 package io.jtap.daemon;
 
+import io.jtap.blkback.BlkbackService;
+import io.jtap.formats.ImageFormats;
+import io.jtap.xen.XenPlatform;
+import io.jtap.xen.linux.LinuxXenPlatform;
+import io.jtap.xen.sim.SimulatedXen;
+
 import java.io.PrintStream;
 import java.util.Arrays;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 
 /**
  * {@code bin/jtap}: the daemon's command line. Subcommands:
@@ -9,6 +17,9 @@ import java.util.Arrays;
  * <ul>
  *   <li>{@code demo} — the main job without a hypervisor: runs on the embedded simulated Xen and reports what was
  *       served.</li>
+ *   <li>{@code demo-blkback} — the block backend end to end on the simulated Xen ({@link BlkbackDemo}).</li>
+ *   <li>{@code serve} — the block backend for every device the toolstack creates under this domain's
+ *       {@code backend/<kind>}, until the process is stopped ({@link ServeOptions}).</li>
  * </ul>
  */
 public final class Main {
@@ -16,10 +27,15 @@ public final class Main {
     }
 
     public static void main(String[] args) {
-        System.exit(run(args, System.out, System.err));
+        System.exit(run(args, System.out, System.err, new CountDownLatch(1)));
     }
 
     static int run(String[] args, PrintStream out, PrintStream err) {
+        return run(args, out, err, new CountDownLatch(1));
+    }
+
+    /** Runs a command; {@code stop} ends {@code serve} (so does the JVM's shutdown, e.g. SIGTERM). */
+    static int run(String[] args, PrintStream out, PrintStream err, CountDownLatch stop) {
         if (args.length == 0 || args[0].equals("-h") || args[0].equals("--help")) {
             usage(args.length == 0 ? err : out);
             return args.length == 0 ? 1 : 0;
@@ -29,20 +45,70 @@ public final class Main {
             switch (args[0]) {
                 case "demo":
                     return Demo.run(rest, out, err);
+                case "demo-blkback":
+                    return BlkbackDemo.run(rest, out);
+                case "serve":
+                    return serve(ServeOptions.parse(Arrays.asList(rest)), out, stop);
                 default:
                     err.println("jtap: unknown command: " + args[0]);
                     usage(err);
                     return 1;
             }
-        } catch (Exception e) {
+        } catch (UsageException e) {
+            err.println("jtap " + args[0] + ": " + e.getMessage());
+            err.println(ServeOptions.USAGE);
+            return 2;
+        } catch (Exception | LinkageError e) {
             err.println("jtap " + args[0] + ": " + e.getMessage());
             return 2;
         }
+    }
+
+    /** Serves every device under this domain's {@code backend/<kind>} until {@code stop}. */
+    private static int serve(ServeOptions options, PrintStream out, CountDownLatch stop) throws Exception {
+        SimulatedXen simulated = options.xen().equals("simulated") ? new SimulatedXen() : null;
+        XenPlatform platform = simulated != null ? simulated.platform(SimulatedXen.DOM0)
+                : options.domid().isPresent() ? LinuxXenPlatform.open(options.domid().getAsInt())
+                : LinuxXenPlatform.open();
+        CountDownLatch closed = new CountDownLatch(1);
+        Thread hook = new Thread(() -> {
+            stop.countDown();
+            try {
+                closed.await(60, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }, "jtap-shutdown");
+        Runtime.getRuntime().addShutdownHook(hook);
+        try (BlkbackService service = new BlkbackService(platform, options.kind(), options.config(),
+                ImageFormats.defaults(), options.workers())) {
+            service.start();
+            out.println("jtap serve: " + service.root() + " on " + platform.describe() + ", grants="
+                    + options.config().grantMode().name().toLowerCase(java.util.Locale.ROOT) + ", workers="
+                    + options.workers());
+            stop.await();
+            out.println("jtap serve: stopping, devices=" + service.devices().size());
+        } finally {
+            if (simulated != null) {
+                simulated.close();
+            }
+            closed.countDown();
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException e) {
+                // the JVM is shutting down and the hook is running
+            }
+        }
+        return 0;
     }
 
     private static void usage(PrintStream s) {
         s.println("usage: jtap <command> [options]");
         s.println("commands:");
         s.println("  demo [--requests=N]   run on the simulated Xen: a simulated guest's requests are served and reported");
+        s.println("  demo-blkback          the block backend end to end on the simulated Xen: raw and qcow2 disks,");
+        s.println("                        blkfront handshake, 1 MiB indirect writes and reads, verified");
+        s.println("  serve [options]       serve every block device under this domain's backend/<kind>; see below");
+        s.println(ServeOptions.USAGE);
     }
 }

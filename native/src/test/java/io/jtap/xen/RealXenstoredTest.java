@@ -2,6 +2,7 @@ package io.jtap.xen;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import io.jtap.xen.linux.IntroducedDomain;
 import io.jtap.xen.linux.WireXenStore;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -11,6 +12,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
@@ -22,6 +24,11 @@ import org.junit.jupiter.api.BeforeAll;
  * LD_PRELOAD shim of {@code native/src/test/c/xenstored-shim.c} that stands in for the hypervisor at start-up;
  * {@code scripts/fetch-xenstored.sh} unpacks the binary and builds the shim.
  *
+ * <p>A socket connection is always dom0, so {@link #connectAs} makes a real domain connection: the shim maps a page
+ * file of the run directory when xenstored maps a domain's interface and carries the event channel over FIFOs there;
+ * the test introduces the domain (XS_INTRODUCE) and plays the guest's xenbus driver on the rings ({@link
+ * IntroducedDomain}). So the contract's permission cases run against xenstored's own permission checks.
+ *
  * <p>With CI=true a missing prerequisite fails the test; elsewhere it skips with the reason.
  */
 class RealXenstoredTest extends XenStoreContract {
@@ -29,6 +36,7 @@ class RealXenstoredTest extends XenStoreContract {
     private static Path runDir;
     private static Path socket;
     private final List<WireXenStore> connections = new ArrayList<>();
+    private final List<IntroducedDomain> domains = new ArrayList<>();
 
     @BeforeAll
     static void startXenstored() throws Exception {
@@ -48,6 +56,7 @@ class RealXenstoredTest extends XenStoreContract {
         pb.environment().put("XENSTORED_RUNDIR", runDir.toString());
         pb.environment().put("XENSTORED_PATH", socket.toString()); // xenstored binds its socket here
         pb.environment().put("LD_PRELOAD", found.get("SHIM"));
+        pb.environment().put("JTAP_XENSTORED_DOMAINS", runDir.toString()); // domain pages and event FIFOs, see shim
         pb.redirectErrorStream(true).redirectOutput(log.toFile());
         xenstored = pb.start();
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
@@ -120,6 +129,28 @@ class RealXenstoredTest extends XenStoreContract {
         WireXenStore c = WireXenStore.connectSocket(socket);
         connections.add(c);
         return c;
+    }
+
+    @Override
+    protected Optional<XenStore> connectAs(int domid) throws IOException {
+        IntroducedDomain d = IntroducedDomain.introduce(socket, runDir, domid);
+        domains.add(d);
+        connections.add(d.connection());
+        return Optional.of(d.connection());
+    }
+
+    /** Releases the domains introduced for this case (their connections are closed by now). */
+    @Override
+    protected void afterCase() {
+        try {
+            for (IntroducedDomain d : domains) {
+                d.close();
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException("releasing a domain failed", e);
+        } finally {
+            domains.clear();
+        }
     }
 
     @Override

@@ -276,6 +276,80 @@ public abstract class XenStoreContract {
         expectError(XenStoreException.EACCES, () -> other.read(base + "/dom5"));
     }
 
+    @Test
+    void aDomainsOwnEntryOverridesTheDefaultAccess() throws IOException {
+        xs.write(base + "/n", "v");
+        xs.setPermissions(base + "/n", XenStorePermission.parseList("r0 n5 w6 b7"));
+        XenStore dom5 = openAs(5);
+        XenStore dom6 = openAs(6);
+        XenStore dom8 = openAs(8);
+        expectError(XenStoreException.EACCES, () -> dom5.read(base + "/n")); // listed "n": the default "r" is not his
+        expectError(XenStoreException.EACCES, () -> dom5.write(base + "/n", "5"));
+        expectError(XenStoreException.EACCES, () -> dom6.read(base + "/n")); // write-only
+        dom6.write(base + "/n", "6");
+        assertEquals(Optional.of("6"), dom8.readString(base + "/n")); // not listed: the owner entry's "r"
+        expectError(XenStoreException.EACCES, () -> dom8.write(base + "/n", "8"));
+        // Write access is not ownership: only the owner (or dom0) may change the permissions.
+        expectError(XenStoreException.EACCES,
+                () -> dom6.setPermissions(base + "/n", XenStorePermission.parseList("n6")));
+        assertEquals(XenStorePermission.parseList("r0 n5 w6 b7"), xs.getPermissions(base + "/n"));
+    }
+
+    @Test
+    void creatingANodeNeedsWriteAccessToItsNearestExistingAncestor() throws IOException {
+        xs.mkdir(base + "/open");
+        xs.setPermissions(base + "/open", XenStorePermission.parseList("n0 w5"));
+        xs.mkdir(base + "/ro");
+        xs.setPermissions(base + "/ro", XenStorePermission.parseList("n0 r5"));
+        XenStore domU = openAs(5);
+        // base itself is dom0's and closed to dom5; only the nearest existing ancestor counts.
+        domU.write(base + "/open/a/b", "v");
+        assertEquals(Optional.of("v"), xs.readString(base + "/open/a/b"));
+        assertEquals(XenStorePermission.parseList("n5 w5"), xs.getPermissions(base + "/open/a"));
+        assertEquals(XenStorePermission.parseList("n5 w5"), xs.getPermissions(base + "/open/a/b"));
+        assertEquals(Optional.of("v"), domU.readString(base + "/open/a/b")); // the owner may read what he created
+        expectError(XenStoreException.EACCES, () -> domU.write(base + "/ro/a/b", "v"));
+        expectError(XenStoreException.EACCES, () -> domU.mkdir(base + "/ro/m"));
+        expectError(XenStoreException.EACCES, () -> domU.write(base + "/c", "v"));
+        assertEquals(List.of(), xs.directory(base + "/ro"), "a refused create leaves nothing behind");
+        assertEquals(List.of("open", "ro"), xs.directory(base));
+    }
+
+    /**
+     * What an unprivileged domain learns about a missing node depends on the nearest ancestor that exists: ENOENT when
+     * it grants the access the operation needs (read; write for rm), else EACCES, so a closed subtree hides its shape.
+     */
+    @Test
+    void aMissingNodeIsEaccesOrEnoentByItsNearestExistingAncestor() throws IOException {
+        xs.mkdir(base + "/hidden");
+        xs.mkdir(base + "/shown/inner");
+        xs.setPermissions(base + "/shown", XenStorePermission.parseList("n0 r5"));
+        xs.setPermissions(base + "/shown/inner", XenStorePermission.parseList("n0"));
+        xs.mkdir(base + "/wo");
+        xs.setPermissions(base + "/wo", XenStorePermission.parseList("n0 w5"));
+        XenStore domU = openAs(5);
+        for (String missing : List.of("/hidden/x", "/hidden/x/y", "/shown/inner/x", "/nothing/x")) {
+            String p = base + missing;
+            expectError(XenStoreException.EACCES, () -> domU.read(p));
+            expectError(XenStoreException.EACCES, () -> domU.directory(p));
+            expectError(XenStoreException.EACCES, () -> domU.getPermissions(p));
+            expectError(XenStoreException.EACCES, () -> domU.rm(p));
+        }
+        for (String missing : List.of("/shown/x", "/shown/x/y")) { // readable, not writable
+            String p = base + missing;
+            assertEquals(Optional.empty(), domU.read(p));
+            expectError(XenStoreException.ENOENT, () -> domU.directory(p));
+            expectError(XenStoreException.ENOENT, () -> domU.getPermissions(p));
+            expectError(XenStoreException.EACCES, () -> domU.rm(p));
+        }
+        // Writable, not readable: reading says EACCES, but rm learns the node is missing (and, as for dom0, succeeds
+        // when the parent exists).
+        expectError(XenStoreException.EACCES, () -> domU.read(base + "/wo/x"));
+        expectError(XenStoreException.EACCES, () -> domU.directory(base + "/wo/x"));
+        domU.rm(base + "/wo/x");
+        expectError(XenStoreException.ENOENT, () -> domU.rm(base + "/wo/x/y"));
+    }
+
     // -- watches ------------------------------------------------------------------------------------------------------
 
     /** Records events; {@link #await} waits for one with a given path and returns everything seen up to it. */
@@ -324,6 +398,53 @@ public abstract class XenStoreContract {
         }
     }
 
+    /** xenstored's watch_permitted: an event goes to a domain that may read the changed node or its parent. */
+    @Test
+    void watchEventsGoOnlyToDomainsThatMayReadTheChangedNodeOrItsParent() throws Exception {
+        xs.mkdir(base + "/w");
+        xs.setPermissions(base + "/w", XenStorePermission.parseList("n0 r5"));
+        xs.write(base + "/w/closed/deep", "d");
+        xs.setPermissions(base + "/w/closed", XenStorePermission.parseList("n0"));
+        xs.setPermissions(base + "/w/closed/deep", XenStorePermission.parseList("n0"));
+        xs.write(base + "/w/hidden", "h");
+        xs.setPermissions(base + "/w/hidden", XenStorePermission.parseList("n0"));
+        XenStore domU = openAs(5);
+        Recorder r = new Recorder();
+        try (XenStore.Watch w = domU.watch(base + "/w", "u", r)) {
+            r.await(base + "/w u");
+            xs.write(base + "/w/closed/deep", "x"); // neither it nor its parent readable by dom5: no event
+            xs.write(base + "/w/hidden", "x"); // unreadable, but its parent is readable: an event
+            xs.write(base + "/w/seen", "y"); // inherits "n0 r5": an event
+            assertEquals(List.of(base + "/w u", base + "/w/hidden u", base + "/w/seen u"), r.await(base + "/w/seen u"));
+            xs.rm(base + "/w/closed/deep"); // removal is filtered the same way
+            xs.write(base + "/w/seen", "z");
+            assertEquals(List.of(base + "/w u", base + "/w/hidden u", base + "/w/seen u", base + "/w/seen u"),
+                    r.await(base + "/w/seen u"));
+        }
+    }
+
+    /** A set-perms is seen by a domain that could read the node before it or can read it after it. */
+    @Test
+    void aPermissionChangeIsSeenByDomainsThatCouldReadTheNodeBeforeOrAfter() throws Exception {
+        xs.write(base + "/p/a", "x");
+        xs.write(base + "/p/b", "x");
+        xs.write(base + "/p/c", "x");
+        xs.write(base + "/p/marker", "x");
+        xs.setPermissions(base + "/p/marker", XenStorePermission.parseList("n0 r5"));
+        xs.setPermissions(base + "/p/a", XenStorePermission.parseList("n0 r5"));
+        XenStore domU = openAs(5);
+        Recorder r = new Recorder();
+        try (XenStore.Watch w = domU.watch(base + "/p", "u", r)) {
+            r.await(base + "/p u");
+            xs.setPermissions(base + "/p/a", XenStorePermission.parseList("n0")); // revoked: seen
+            xs.setPermissions(base + "/p/b", XenStorePermission.parseList("n0 r5")); // granted: seen
+            xs.setPermissions(base + "/p/c", XenStorePermission.parseList("n0 w5")); // never readable: not seen
+            xs.write(base + "/p/marker", "m");
+            assertEquals(List.of(base + "/p u", base + "/p/a u", base + "/p/b u", base + "/p/marker u"),
+                    r.await(base + "/p/marker u"));
+        }
+    }
+
     @Test
     void aWatchSeesChangesMadeByOtherConnections() throws Exception {
         Recorder r = new Recorder();
@@ -345,6 +466,27 @@ public abstract class XenStoreContract {
             r.await(base + "/a/b t");
             xs.rm(base + "/a");
             r.await(base + "/a/b t");
+        }
+    }
+
+    /** Removing a subtree fires a watch below it only if a node was removed at exactly the watched path. */
+    @Test
+    void removingASubtreeFiresWatchesOnRemovedNodesOnly() throws Exception {
+        xs.write(base + "/a/b", "x");
+        Recorder removed = new Recorder();
+        Recorder never = new Recorder();
+        Recorder marker = new Recorder();
+        try (XenStore.Watch w1 = xs.watch(base + "/a/b", "b", removed);
+                XenStore.Watch w2 = xs.watch(base + "/a/b/never", "never", never);
+                XenStore.Watch w3 = xs.watch(base + "/m", "m", marker)) {
+            removed.await(base + "/a/b b");
+            never.await(base + "/a/b/never never");
+            marker.await(base + "/m m");
+            xs.rm(base + "/a");
+            removed.await(base + "/a/b b");
+            xs.write(base + "/m", "x"); // one connection's events arrive in order: after this, all of rm's are in
+            marker.await(base + "/m m");
+            assertEquals(List.of(base + "/a/b/never never"), never.drain());
         }
     }
 

@@ -711,6 +711,14 @@ public final class Qcow2Image implements Image {
         discardRange(offset, length, DiscardMode.ZEROES);
     }
 
+    /**
+     * Makes every cluster unallocated in this layer, so that the whole disk reads from the backing file again, and
+     * frees the host clusters (QEMU: {@code bdrv_make_empty}, as {@code qemu-img commit} uses it).
+     */
+    public void makeEmpty() throws IOException {
+        discardRange(0, size, DiscardMode.FULL);
+    }
+
     private void discardRange(long offset, long length, DiscardMode mode) throws IOException {
         checkWritable();
         RangeCheck.check(mode == DiscardMode.ZEROES ? "writeZeroes" : "discard", offset, length, size, 1);

@@ -170,9 +170,10 @@ final class RefcountTable {
                     set(c, 1);
                 }
                 endCluster = Math.max(endCluster, start + count);
-                if (start == freeHint) {
-                    freeHint = start + count;
-                }
+                // As QEMU's free_cluster_index: the next search starts after this allocation, so a gap too small
+                // for a multi-cluster allocation is not rescanned every time (quadratic in the image size); frees
+                // move the hint back down.
+                freeHint = start + count;
                 return start << clusterBits;
             }
         }

@@ -132,6 +132,14 @@ public final class WireXenStore implements XenStore {
         return new WireXenStore(XenStoreSocketTransport.connect(socket));
     }
 
+    /**
+     * A connection over {@code transport}, which the connection owns from now on: {@link #close} closes it. The seam
+     * for transports other than the socket and the xenbus device, such as a test playing a guest's xenbus driver.
+     */
+    static WireXenStore over(XenStoreTransport transport) {
+        return new WireXenStore(transport);
+    }
+
     public static WireXenStore openXenbusDevice(Path device) throws IOException {
         xenbusDeviceAvailability(device).ensureAvailability("xenbus device");
         return new WireXenStore(XenbusDeviceTransport.open(device));

@@ -27,12 +27,14 @@ import java.util.concurrent.TimeUnit;
  *       "/tool" and "/tool/xenstored", as xenstored's fresh store does.</li>
  *   <li>Permissions as {@code perm_for_conn}: dom0 is privileged; the owner (first entry) has full access; a listed
  *       domain has its entry's access; everyone else the first entry's access. A new node copies its parent's list,
- *       with the creator as owner when the creator is unprivileged. A missing node reads as ENOENT when its nearest
- *       existing ancestor is readable and EACCES otherwise ({@code errno_from_parents}); creating needs write access to
- *       the nearest existing ancestor.</li>
- *   <li>Watches fire for a change at or below the watched path (path of the changed node), and for removal of an
- *       ancestor (the watched path); events go only to connections that may read the changed node; relative watches
- *       get relative paths; every watch gets an initial event with its own path.</li>
+ *       with the creator as owner when the creator is unprivileged. A missing node is ENOENT when its nearest
+ *       existing ancestor grants the access the operation needs (read, or write for rm and set-perms) and EACCES
+ *       otherwise ({@code errno_from_parents}); creating needs write access to the nearest existing ancestor.</li>
+ *   <li>Watches fire for a change at or below the watched path (path of the changed node); removing a subtree fires,
+ *       for each removed node, the watches on exactly that node, and for the removed node itself also those above it
+ *       ({@code delete_node}). An event goes only to connections that may read the changed node, its old permissions
+ *       on a set-perms, or its parent ({@code watch_permitted}); relative watches get relative paths; every watch gets
+ *       an initial event with its own path.</li>
  *   <li>Transactions see a snapshot taken at start plus their own changes; at commit, if any node the transaction
  *       read or wrote (including a node it found missing) changed meanwhile, the commit fails with EAGAIN and nothing
  *       is applied. Watches for a transaction's changes fire at commit.</li>
@@ -65,8 +67,19 @@ public final class SimulatedXenStore implements AutoCloseable {
         }
     }
 
-    /** A change that fires watches: the node, whether removal reaches below it, and its perms at the time. */
-    private record Fire(String path, boolean recursive, List<XenStorePermission> perms) {
+    /**
+     * A change that fires watches ({@code fire_watches}): the node; whether only watches on exactly this node fire
+     * (each node below a removed one) or also those above it; and what decides who may see it, as
+     * {@code watch_permitted}: the node's perms, its perms before a set-perms (else null), its parent's perms (null for
+     * "/"), all at the time of the change.
+     */
+    private record Fire(String path, boolean exact, List<XenStorePermission> perms,
+            List<XenStorePermission> oldPerms, List<XenStorePermission> parentPerms) {
+        /** watch_permitted(): the node (before or after a permission change) or its parent is readable. */
+        boolean visibleTo(int domid) {
+            return access(domid, perms).canRead() || (oldPerms != null && access(domid, oldPerms).canRead())
+                    || (parentPerms != null && access(domid, parentPerms).canRead());
+        }
     }
 
     private static final byte[] EMPTY = new byte[0];
@@ -247,7 +260,7 @@ public final class SimulatedXenStore implements AutoCloseable {
             throws XenStoreException {
         Node node = ctx.get(abs);
         if (node == null) {
-            missing(ctx, op, abs, given);
+            missing(ctx, op, abs, given, write);
             return null;
         }
         Access a = access(ctx.domid, node.perms);
@@ -257,15 +270,21 @@ public final class SimulatedXenStore implements AutoCloseable {
         return node;
     }
 
-    /** For a missing node: returns when the caller may learn it is missing (ENOENT), else throws EACCES. */
-    private static void missing(Ctx ctx, String op, String abs, String given) throws XenStoreException {
+    /**
+     * For a missing node: returns when the caller may learn it is missing (ENOENT), else throws EACCES. As
+     * {@code errno_from_parents}, the nearest existing ancestor must grant the access the operation asked for: read
+     * for read, directory and get-perms; write for rm and set-perms.
+     */
+    private static void missing(Ctx ctx, String op, String abs, String given, boolean write)
+            throws XenStoreException {
         String p = abs;
         Node ancestor = null;
         while (ancestor == null && !p.equals("/")) {
             p = XenStorePath.parent(p);
             ancestor = ctx.get(p);
         }
-        if (ancestor == null || !access(ctx.domid, ancestor.perms).canRead()) {
+        Access a = ancestor == null ? Access.NONE : access(ctx.domid, ancestor.perms);
+        if (write ? !a.canWrite() : !a.canRead()) {
             throw new XenStoreException(op, given, XenStoreException.EACCES);
         }
     }
@@ -288,7 +307,7 @@ public final class SimulatedXenStore implements AutoCloseable {
                 return;
             }
             ctx.put(abs, node.withValue(value.clone()));
-            ctx.fires.add(new Fire(abs, false, node.perms));
+            ctx.fires.add(new Fire(abs, false, node.perms, null, parentPerms(ctx, abs)));
             return;
         }
         if (abs.equals("/")) {
@@ -321,14 +340,14 @@ public final class SimulatedXenStore implements AutoCloseable {
             parentPath = path;
             parent = created;
         }
-        ctx.fires.add(new Fire(abs, false, created.perms));
+        ctx.fires.add(new Fire(abs, false, created.perms, null, parentPerms(ctx, abs)));
     }
 
     private static void doRm(Ctx ctx, String given) throws XenStoreException {
         String abs = XenStorePath.canonical("rm", given, ctx.domid);
         Node node = ctx.get(abs);
         if (node == null) {
-            missing(ctx, "rm", abs, given);
+            missing(ctx, "rm", abs, given, true);
             if (!abs.equals("/") && ctx.get(XenStorePath.parent(abs)) != null) {
                 return; // xenstored: "Didn't exist already? Fine, if parent exists."
             }
@@ -340,21 +359,35 @@ public final class SimulatedXenStore implements AutoCloseable {
         if (abs.equals("/")) {
             throw new XenStoreException("rm", given, XenStoreException.EINVAL);
         }
-        removeSubtree(ctx, abs, node);
         String parentPath = XenStorePath.parent(abs);
+        Node parent = ctx.get(parentPath);
+        removeSubtree(ctx, abs, node, parent.perms, false);
         ctx.put(parentPath, ctx.get(parentPath).withoutChild(XenStorePath.name(abs)));
-        ctx.fires.add(new Fire(abs, true, node.perms));
     }
 
-    private static void removeSubtree(Ctx ctx, String abs, Node node) {
+    /**
+     * Removes a node and everything below it, children first, as {@code delete_node}: each node below fires the
+     * watches on exactly its path, the removed node itself also those above it.
+     */
+    private static void removeSubtree(Ctx ctx, String abs, Node node, List<XenStorePermission> parentPerms,
+            boolean exact) {
         for (String child : node.children) {
             String c = abs.equals("/") ? "/" + child : abs + "/" + child;
             Node n = ctx.get(c);
             if (n != null) {
-                removeSubtree(ctx, c, n);
+                removeSubtree(ctx, c, n, node.perms, true);
             }
         }
         ctx.remove(abs);
+        ctx.fires.add(new Fire(abs, exact, node.perms, null, parentPerms));
+    }
+
+    private static List<XenStorePermission> parentPerms(Ctx ctx, String abs) {
+        if (abs.equals("/")) {
+            return null;
+        }
+        Node parent = ctx.tree.get(XenStorePath.parent(abs));
+        return parent == null ? null : parent.perms;
     }
 
     private static List<String> doDirectory(Ctx ctx, String given) throws XenStoreException {
@@ -391,7 +424,7 @@ public final class SimulatedXenStore implements AutoCloseable {
             throw new XenStoreException("set-perms", given, XenStoreException.EPERM, "may not change the owner");
         }
         ctx.put(abs, node.withPerms(List.copyOf(perms)));
-        ctx.fires.add(new Fire(abs, false, List.copyOf(perms)));
+        ctx.fires.add(new Fire(abs, false, List.copyOf(perms), node.perms, parentPerms(ctx, abs)));
     }
 
     private static void checkWriteSize(String op, String given, int valueLength) throws XenStoreException {
@@ -406,17 +439,15 @@ public final class SimulatedXenStore implements AutoCloseable {
     private void fire(List<Fire> fires) {
         for (Fire f : fires) {
             for (SimConnection c : connections) {
-                if (c.closed || !access(c.domid, f.perms).canRead()) {
+                if (c.closed || !f.visibleTo(c.domid)) {
                     continue;
                 }
                 for (SimWatch w : c.watches.values()) {
                     if (w.absolute == null) {
                         continue;
                     }
-                    if (XenStorePath.isSelfOrBelow(f.path, w.absolute)) {
+                    if (f.exact ? f.path.equals(w.absolute) : XenStorePath.isSelfOrBelow(f.path, w.absolute)) {
                         c.post(w, w.relativeName(f.path));
-                    } else if (f.recursive && XenStorePath.isSelfOrBelow(w.absolute, f.path)) {
-                        c.post(w, w.path);
                     }
                 }
             }

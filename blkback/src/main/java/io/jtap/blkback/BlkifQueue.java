@@ -1,0 +1,817 @@
+package io.jtap.blkback;
+
+import io.jtap.aio.BlockIoEngine;
+import io.jtap.aio.IoVector;
+import io.jtap.formats.Extent;
+import io.jtap.formats.Image;
+import io.jtap.formats.WriteMapping;
+import io.jtap.ring.BackRing;
+import io.jtap.ring.RingOverflowException;
+import io.jtap.ring.blkif.Blkif;
+import io.jtap.ring.blkif.BlkifAbi;
+import io.jtap.ring.blkif.BlkifResponseDescriptor;
+import io.jtap.ring.blkif.BlkifSegmentDescriptor;
+import io.jtap.xen.EventChannels;
+import io.jtap.xen.GrantCopyBatch;
+import io.jtap.xen.GrantMapping;
+import io.jtap.xen.GrantStatus;
+import io.jtap.xen.GrantTable;
+import io.jtap.xen.linux.Syscalls;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayDeque;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The data path of one blkif ring (one queue of a device): its own thread runs a duty cycle ({@link #doWork()})
+ * that copies requests off the ring once, validates the copy, reaches the guest's pages (persistent grant, batch
+ * map, or grant copy; see {@link GrantMode}), and starts the IO: a read whose extents are all plain data (or zeros)
+ * goes straight from the image's host file into the guest's pages through the queue's {@link BlockIoEngine}
+ * (io_uring), submitted and reaped by this thread. A write is split in three: a worker reserves its extents
+ * ({@code mapForWrite} may block), this thread submits the data IO to the engine, a worker completes the mapping
+ * (metadata). Everything else (transformed and backing extents, barriers, flushes, discards, and whatever finds
+ * the engine full) runs on the bounded worker pool, with the mapped pages still the IO buffers. Completions become
+ * responses pushed in batches with {@code RING_PUSH_RESPONSES_AND_CHECK_NOTIFY}. Linux: {@code blkback.c}'s
+ * {@code xen_blkif_schedule} / {@code __do_block_io_op} / {@code make_response}.
+ *
+ * <p>Ordering: reads and writes run concurrently, many in flight. A flush, barrier or discard is a fence: it is
+ * dispatched only when everything consumed before it has completed, and holds back everything after it until it
+ * completes, so a flush's response is sent only once every earlier completed write is durable.
+ *
+ * <p>The guest is untrusted: nothing it writes makes this loop throw. A bad request gets an error response; a bogus
+ * producer index halts this ring only (no further requests are read) and tells the owner, which moves the device to
+ * Closing. Guest-triggered log lines are rate-limited and name the domain and device.
+ *
+ * <p>Ownership: the queue owns its ring mapping, grant table, event-channel handle and persistent grants, and
+ * releases them in {@link #close()}, after its thread has stopped and every request in flight has completed.
+ */
+final class BlkifQueue implements AutoCloseable {
+    /** What the queue needs from its device. Called from the ring thread and workers. */
+    interface Owner {
+        Image image();
+
+        /** The disk's size in 512-byte sectors, as advertised. */
+        long sectors();
+
+        boolean readOnly();
+
+        boolean discardEnabled();
+
+        /** This ring stopped reading requests because the frontend broke it; the device should close. */
+        void ringHalted(BlkifQueue queue, String reason);
+    }
+
+    /** How long the ring thread sleeps in poll when idle before it looks at the clock again. */
+    private static final int IDLE_POLL_MS = 100;
+    /** How often idle persistent grants are looked for (Linux purges on a 100 ms timer; this is cheaper). */
+    private static final long PURGE_INTERVAL_NS = 1_000_000_000L;
+
+    private final Owner owner;
+    private final String name;
+    private final int domid;
+    private final int index;
+    private final BlkifAbi abi;
+    private final BackRing ring;
+    private final GrantMapping ringMapping;
+    private final GrantTable grants;
+    private final EventChannels evtchn;
+    private final int port;
+    private final GrantMode mode;
+    private final PersistentGrantCache persistent;
+    private final GrantCopyBatch copyBatch;
+    /** Copy mode's private buffers: 8 MiB kept per ring at most. */
+    private final BouncePool bounces = new BouncePool(8L << 20);
+    private final int maxIndirectSegments;
+    private final Executor workers;
+    private final RateLimitedLog log;
+    private final WakeupFd wakeup;
+    /** Reads of DATA extents, or null when all IO goes to the worker pool. Owned. */
+    private final BlockIoEngine engine;
+    private final Map<Long, BlkifRequest> engineOps = new HashMap<>();
+    private long nextEngineTag;
+    private final ConcurrentLinkedQueue<BlkifRequest> completed = new ConcurrentLinkedQueue<>();
+    private final ArrayDeque<BlkifRequest> waiting = new ArrayDeque<>();
+    private final ByteBuffer slot;
+    private final ByteBuffer indirectCopy;
+    private final int[] ports = new int[8];
+    private final int[] pollFds;
+    private final CountDownLatch stopped = new CountDownLatch(1);
+    private final Thread thread;
+
+    private int inFlight;
+    private boolean fenceInFlight;
+    private boolean halted;
+    /** Set once the last pass over the ring after a stop request was made. */
+    private boolean drained;
+    private boolean responsesWritten;
+    private long nextPurgeNs;
+    private volatile boolean stopping;
+    private volatile long requestsServed;
+    private volatile int persistentGrants;
+    private volatile long engineReads;
+    private volatile long engineWrites;
+    private boolean closed;
+
+    /**
+     * Takes ownership of {@code ringMapping}, {@code grants} and {@code evtchn} (with {@code port} bound).
+     *
+     * @param mode   PERSISTENT only when both ends agreed on persistent grants
+     * @param engine the queue's block IO engine (owned from now on), or null for the worker pool only
+     */
+    BlkifQueue(Owner owner, String name, int domid, int index, BlkifAbi abi, int ringPageOrder,
+               GrantMapping ringMapping, GrantTable grants, EventChannels evtchn, int port, GrantMode mode,
+               BlkbackConfig config, int maxIndirectSegments, Executor workers, RateLimitedLog log,
+               BlockIoEngine engine) throws IOException {
+        this.engine = engine;
+        this.owner = owner;
+        this.name = name;
+        this.domid = domid;
+        this.index = index;
+        this.abi = abi;
+        this.ringMapping = ringMapping;
+        this.grants = grants;
+        this.evtchn = evtchn;
+        this.port = port;
+        this.mode = mode;
+        this.maxIndirectSegments = maxIndirectSegments;
+        this.workers = workers;
+        this.log = log;
+        this.ring = BackRing.attach(ringMapping.buffer(), ringPageOrder, abi.entryLength());
+        this.persistent = mode == GrantMode.PERSISTENT
+                ? new PersistentGrantCache(grants, domid, config.maxPersistentGrants(),
+                        config.persistentIdle().toNanos())
+                : null;
+        int maxSegments = Math.max(Blkif.BLKIF_MAX_SEGMENTS_PER_REQUEST, maxIndirectSegments);
+        this.copyBatch = mode == GrantMode.COPY ? new GrantCopyBatch(maxSegments) : null;
+        this.slot = ByteBuffer.allocate(abi.entryLength());
+        this.indirectCopy = ByteBuffer.allocate(maxSegments * BlkifSegmentDescriptor.LENGTH);
+        this.wakeup = new WakeupFd();
+        this.pollFds = engine == null ? new int[] {evtchn.fd(), wakeup.fd()}
+                : new int[] {evtchn.fd(), wakeup.fd(), engine.completionFd()};
+        this.thread = new Thread(this::run, "jtap-blkif-" + name + "-q" + index);
+        this.thread.setDaemon(true);
+    }
+
+    void start() {
+        thread.start();
+    }
+
+    int index() {
+        return index;
+    }
+
+    /** Responses sent so far (for tests and statistics). */
+    long requestsServed() {
+        return requestsServed;
+    }
+
+    /** Reads served through the block IO engine (for tests and statistics). */
+    long engineReads() {
+        return engineReads;
+    }
+
+    /** Writes whose data went through the block IO engine. */
+    long engineWrites() {
+        return engineWrites;
+    }
+
+    /** Persistent grants currently mapped (0 unless in persistent mode). */
+    int persistentGrants() {
+        return persistentGrants;
+    }
+
+    /** Stops reading requests; requests already read are finished and answered. Thread-safe, idempotent. */
+    void requestStop() {
+        stopping = true;
+        wakeup.signal();
+    }
+
+    /** Waits for the ring thread to finish after {@link #requestStop()}. */
+    boolean awaitStopped(long timeout, TimeUnit unit) throws InterruptedException {
+        return stopped.await(timeout, unit);
+    }
+
+    private void run() {
+        try {
+            while (true) {
+                int work;
+                try {
+                    work = doWork();
+                } catch (Throwable t) {
+                    // A bug, not the guest: stop reading this ring but keep finishing what is in flight.
+                    halt("internal error: " + t);
+                    work = 1;
+                }
+                if (stopping && inFlight == 0 && waiting.isEmpty() && completed.isEmpty()) {
+                    break;
+                }
+                if (work == 0) {
+                    idle();
+                }
+            }
+        } catch (Throwable t) {
+            log.warn("ring thread died: queue=" + index + ", error=" + t);
+        } finally {
+            stopped.countDown();
+        }
+    }
+
+    /**
+     * One pass: reap completions, read new requests, dispatch what may go, push responses.
+     *
+     * @return how much was done; 0 when idle
+     */
+    int doWork() throws IOException {
+        int work = reapCompletions();
+        if (engine != null && !engineOps.isEmpty()) {
+            work += engine.reap(this::engineCompleted);
+        }
+        if (!halted && !drained) {
+            // On stop, one last pass: what the frontend published before the stop is answered, not dropped.
+            if (stopping) {
+                drained = true;
+            }
+            work += consumeRequests();
+        }
+        work += dispatchWaiting();
+        if (responsesWritten) {
+            responsesWritten = false;
+            if (ring.pushResponsesAndCheckNotify()) {
+                evtchn.notify(port);
+            }
+        }
+        if (persistent != null) {
+            long now = System.nanoTime();
+            if (now - nextPurgeNs > 0) {
+                nextPurgeNs = now + PURGE_INTERVAL_NS;
+                persistent.purgeIdle(now);
+                persistentGrants = persistent.size();
+            }
+        }
+        return work;
+    }
+
+    private void idle() throws IOException {
+        if (!halted && !stopping && ring.finalCheckForRequests()) {
+            return;
+        }
+        if (!completed.isEmpty() || (stopping && inFlight == 0)) {
+            return;
+        }
+        Syscalls.pollIn(pollFds, IDLE_POLL_MS);
+        int n = evtchn.pending(ports);
+        for (int i = 0; i < n; i++) {
+            evtchn.unmask(ports[i]);
+        }
+        wakeup.reset();
+    }
+
+    private int consumeRequests() {
+        int n;
+        try {
+            n = ring.pollRequests();
+        } catch (RingOverflowException e) {
+            halt("bogus request producer, ring halted: " + e.getMessage());
+            return 1;
+        }
+        for (int i = 0; i < n; i++) {
+            ring.copyRequest(slot, 0);
+            BlkifRequest r = new BlkifRequest(maxIndirectSegments);
+            r.decode(slot, abi, maxIndirectSegments);
+            if (r.status == Blkif.BLKIF_RSP_OKAY && r.indirect) {
+                readIndirectSegments(r);
+            }
+            validate(r);
+            if (r.status != Blkif.BLKIF_RSP_OKAY) {
+                log.warn("queue=" + index + ": " + r.error + ": " + r);
+                respond(r);
+            } else {
+                waiting.add(r);
+            }
+        }
+        return n;
+    }
+
+    private void readIndirectSegments(BlkifRequest r) {
+        int[] refs = Arrays.copyOf(r.indirectGrefs, r.nrIndirectPages);
+        try (GrantMapping pages = grants.map(domid, refs, false)) {
+            // Copy once: the guest may change its indirect pages while we look.
+            indirectCopy.put(0, pages.buffer(), 0, r.nrSegments * BlkifSegmentDescriptor.LENGTH);
+        } catch (IOException | RuntimeException e) {
+            r.fail(Blkif.BLKIF_RSP_ERROR, "cannot map indirect pages: grefs=" + Arrays.toString(refs) + ", error="
+                    + e.getMessage());
+            return;
+        }
+        r.decodeIndirectSegments(indirectCopy);
+    }
+
+    private void validate(BlkifRequest r) {
+        if (r.status != Blkif.BLKIF_RSP_OKAY) {
+            return;
+        }
+        if (r.isWrite() && owner.readOnly()) {
+            r.fail(Blkif.BLKIF_RSP_ERROR, "write to a read-only device");
+            return;
+        }
+        long sectors;
+        if (r.ioOp == Blkif.BLKIF_OP_DISCARD) {
+            if (!owner.discardEnabled()) {
+                r.fail(Blkif.BLKIF_RSP_EOPNOTSUPP, "discard not offered");
+                return;
+            }
+            sectors = r.discardSectors;
+        } else {
+            sectors = r.byteLength() >>> Blkif.SECTOR_SHIFT;
+        }
+        if (sectors == 0) {
+            return;
+        }
+        long end = r.sector + sectors;
+        long capacity = owner.sectors();
+        if (r.sector < 0 || sectors < 0 || end < r.sector || end > capacity) {
+            r.fail(Blkif.BLKIF_RSP_ERROR, "sectors beyond the disk: sector=" + Long.toUnsignedString(r.sector)
+                    + ", sectors=" + Long.toUnsignedString(sectors) + ", capacity=" + capacity);
+        }
+    }
+
+    private int dispatchWaiting() {
+        int n = 0;
+        while (!waiting.isEmpty() && !fenceInFlight) {
+            BlkifRequest r = waiting.peek();
+            if (r.isFence() && inFlight > 0) {
+                break;
+            }
+            waiting.poll();
+            dispatch(r);
+            n++;
+        }
+        return n;
+    }
+
+    private void dispatch(BlkifRequest r) {
+        try {
+            reachGuestPages(r);
+        } catch (IOException | RuntimeException e) {
+            r.fail(Blkif.BLKIF_RSP_ERROR, "cannot reach the guest's pages: " + e.getMessage());
+            log.warn("queue=" + index + ": " + r.error + ": " + r);
+            releaseGuestPages(r);
+            respond(r);
+            return;
+        }
+        inFlight++;
+        if (r.isFence()) {
+            fenceInFlight = true;
+        }
+        if (engine != null && r.ioOp == Blkif.BLKIF_OP_READ && r.nrSegments > 0 && readThroughEngine(r)) {
+            return;
+        }
+        try {
+            workers.execute(() -> performIo(r));
+        } catch (RejectedExecutionException e) {
+            r.failure = e;
+            completed.add(r);
+        }
+    }
+
+    /** Sets {@link BlkifRequest#pieces}: the buffers the IO reads into or writes from. */
+    private void reachGuestPages(BlkifRequest r) throws IOException {
+        int n = r.nrSegments;
+        r.pieces = new ByteBuffer[n];
+        if (n == 0) {
+            return;
+        }
+        boolean toGuest = r.ioOp == Blkif.BLKIF_OP_READ;
+        switch (mode) {
+            case COPY -> {
+                int length = (int) r.byteLength();
+                r.bounceOwner = bounces.acquire(length);
+                r.bounce = r.bounceOwner.slice(0, length);
+                r.pieces = new ByteBuffer[] {r.bounce};
+                if (!toGuest) {
+                    copyBatch.clear();
+                    int at = 0;
+                    for (int i = 0; i < n; i++) {
+                        int len = (r.lastSect[i] - r.firstSect[i] + 1) << Blkif.SECTOR_SHIFT;
+                        copyBatch.copyFromForeign(domid, r.grefs[i], r.firstSect[i] << Blkif.SECTOR_SHIFT, r.bounce,
+                                at, len);
+                        at += len;
+                    }
+                    grants.copy(copyBatch);
+                    checkCopy(r);
+                }
+            }
+            case PERSISTENT -> {
+                r.persistent = new PersistentGrantCache.Entry[n];
+                long now = System.nanoTime();
+                int overflow = 0;
+                for (int i = 0; i < n; i++) {
+                    r.persistent[i] = persistent.acquire(r.grefs[i], now);
+                    if (r.persistent[i] == null) {
+                        overflow++;
+                    }
+                }
+                persistentGrants = persistent.size();
+                int[] refs = new int[overflow];
+                int[] where = new int[n];
+                for (int i = 0, k = 0; i < n; i++) {
+                    if (r.persistent[i] == null) {
+                        where[i] = k;
+                        refs[k++] = r.grefs[i];
+                    }
+                }
+                if (overflow > 0) {
+                    r.batchMapping = grants.map(domid, refs, toGuest);
+                }
+                for (int i = 0; i < n; i++) {
+                    ByteBuffer page = r.persistent[i] != null ? r.persistent[i].mapping.buffer()
+                            : r.batchMapping.buffer();
+                    int base = r.persistent[i] != null ? 0 : where[i] * GrantTable.PAGE_SIZE;
+                    r.pieces[i] = segmentSlice(page, base, r, i);
+                }
+            }
+            case MAP -> {
+                r.batchMapping = grants.map(domid, Arrays.copyOf(r.grefs, n), toGuest);
+                ByteBuffer pages = r.batchMapping.buffer();
+                for (int i = 0; i < n; i++) {
+                    r.pieces[i] = segmentSlice(pages, i * GrantTable.PAGE_SIZE, r, i);
+                }
+            }
+            default -> throw new IllegalStateException("grant mode: " + mode);
+        }
+    }
+
+    private static ByteBuffer segmentSlice(ByteBuffer pages, int pageBase, BlkifRequest r, int i) {
+        int first = r.firstSect[i] << Blkif.SECTOR_SHIFT;
+        int len = (r.lastSect[i] - r.firstSect[i] + 1) << Blkif.SECTOR_SHIFT;
+        return pages.slice(pageBase + first, len);
+    }
+
+    private void checkCopy(BlkifRequest r) throws IOException {
+        int bad = copyBatch.firstFailure();
+        if (bad >= 0) {
+            throw new IOException("grant copy failed: gref=" + Integer.toUnsignedString(copyBatch.ref(bad))
+                    + ", status=" + GrantStatus.name(copyBatch.status(bad)));
+        }
+    }
+
+    /** Runs on a worker thread. */
+    private void performIo(BlkifRequest r) {
+        try {
+            Image image = owner.image();
+            long offset = r.sector << Blkif.SECTOR_SHIFT;
+            switch (r.ioOp) {
+                case Blkif.BLKIF_OP_READ -> ImageIo.read(image, offset, r.pieces);
+                case Blkif.BLKIF_OP_WRITE -> {
+                    if (engine != null && r.phase == BlkifRequest.PHASE_IO) {
+                        // Phase one here (it may block); the ring thread submits the data IO if it can.
+                        WriteMapping m = image.mapForWrite(offset, ImageIo.total(r.pieces));
+                        if (m.extents().stream().allMatch(e -> e.kind() == Extent.Kind.DATA)) {
+                            r.writeMapping = m;
+                            r.phase = BlkifRequest.PHASE_MAPPED;
+                        } else {
+                            ImageIo.writeMapped(image, m, r.pieces);
+                        }
+                    } else if (r.phase == BlkifRequest.PHASE_MAPPED) {
+                        // The engine had no room: the data IO and completion here.
+                        r.phase = BlkifRequest.PHASE_IO;
+                        WriteMapping m = r.writeMapping;
+                        r.writeMapping = null;
+                        ImageIo.writeMapped(image, m, r.pieces);
+                    } else if (r.phase == BlkifRequest.PHASE_WRITING) {
+                        // The engine wrote the data: make it visible, or release the reservation.
+                        r.phase = BlkifRequest.PHASE_IO;
+                        WriteMapping m = r.writeMapping;
+                        r.writeMapping = null;
+                        if (r.failure == null) {
+                            m.complete();
+                        } else {
+                            m.abort();
+                        }
+                    } else {
+                        ImageIo.write(image, offset, r.pieces);
+                    }
+                }
+                case Blkif.BLKIF_OP_WRITE_BARRIER, Blkif.BLKIF_OP_FLUSH_DISKCACHE -> {
+                    // Everything before is complete (fence); make it durable, then the request's own data if it has
+                    // any (Linux blkfront sends FUA writes as a barrier or flush with segments).
+                    image.flush();
+                    if (r.nrSegments > 0) {
+                        ImageIo.write(image, offset, r.pieces);
+                        image.flush();
+                    }
+                }
+                case Blkif.BLKIF_OP_DISCARD -> {
+                    long length = r.discardSectors << Blkif.SECTOR_SHIFT;
+                    if (length > 0) {
+                        if (r.discardSecure) {
+                            image.writeZeroes(offset, length);
+                        } else {
+                            image.discard(offset, length);
+                        }
+                    }
+                }
+                default -> throw new IllegalStateException("operation: " + r.ioOp);
+            }
+        } catch (Throwable t) {
+            if (r.failure == null) {
+                r.failure = t;
+            }
+            if (r.writeMapping != null) {
+                try {
+                    r.writeMapping.abort();
+                } catch (IOException | RuntimeException e) {
+                    t.addSuppressed(e);
+                }
+                r.writeMapping = null;
+                r.phase = BlkifRequest.PHASE_IO;
+            }
+        }
+        completed.add(r);
+        wakeup.signal();
+    }
+
+    private int reapCompletions() {
+        int n = 0;
+        BlkifRequest r;
+        while ((r = completed.poll()) != null) {
+            n++;
+            if (r.phase == BlkifRequest.PHASE_MAPPED) {
+                writeThroughEngine(r);
+            } else {
+                finish(r);
+            }
+        }
+        return n;
+    }
+
+    /**
+     * Submits the data IO of a write whose extents a worker reserved (all DATA): one vectored write per extent,
+     * straight from the request's buffers. Without room in the engine the write goes back to a worker.
+     */
+    private void writeThroughEngine(BlkifRequest r) {
+        List<Extent> extents = r.writeMapping.extents();
+        if (extents.size() > engine.available() || r.pieces.length > engine.maxSegments()) {
+            toWorker(r);
+            return;
+        }
+        r.phase = BlkifRequest.PHASE_WRITING;
+        int piece = 0;
+        int pieceAt = 0;
+        try {
+            for (Extent e : extents) {
+                IoVector v = engine.vector();
+                long left = e.length();
+                while (left > 0) {
+                    ByteBuffer p = r.pieces[piece];
+                    int n = (int) Math.min(left, p.remaining() - pieceAt);
+                    v.add(p, p.position() + pieceAt, n);
+                    left -= n;
+                    pieceAt += n;
+                    if (pieceAt == p.remaining()) {
+                        piece++;
+                        pieceAt = 0;
+                    }
+                }
+                long tag = nextEngineTag++;
+                engine.writev(e.file().fd(), e.hostOffset(), v, tag);
+                engineOps.put(tag, r);
+                r.pendingOps++;
+            }
+            engine.submit();
+            engineWrites++;
+        } catch (IOException | RuntimeException ex) {
+            r.failure = ex;
+        }
+        if (r.pendingOps == 0) {
+            toWorker(r);
+        }
+    }
+
+    /** Hands a request (back) to the worker pool; its phase says what the worker does. */
+    private void toWorker(BlkifRequest r) {
+        try {
+            workers.execute(() -> performIo(r));
+        } catch (RejectedExecutionException e) {
+            // Only while the daemon shuts down: release the reservation and answer with an error.
+            r.failure = e;
+            if (r.writeMapping != null) {
+                try {
+                    r.writeMapping.abort();
+                } catch (IOException | RuntimeException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+                r.writeMapping = null;
+            }
+            r.phase = BlkifRequest.PHASE_IO;
+            completed.add(r);
+        }
+    }
+
+    /** A request's IO is over (worker or engine): copy out if needed, release the pages, respond. */
+    private void finish(BlkifRequest r) {
+        inFlight--;
+        if (r.isFence()) {
+            fenceInFlight = false;
+        }
+        if (r.failure != null) {
+            r.fail(Blkif.BLKIF_RSP_ERROR, "IO failed: " + r.failure);
+            log.warn("queue=" + index + ": " + r.error + ": " + r);
+        } else if (mode == GrantMode.COPY && r.ioOp == Blkif.BLKIF_OP_READ && r.nrSegments > 0) {
+            copyToGuest(r);
+        }
+        releaseGuestPages(r);
+        respond(r);
+    }
+
+    /**
+     * Starts a read through the engine when every extent of its range is DATA or ZERO and the engine has room:
+     * ZERO parts are filled here, each DATA extent becomes one vectored read straight into the request's buffers.
+     *
+     * @return false, having done nothing, when the read must go to the worker pool instead
+     */
+    private boolean readThroughEngine(BlkifRequest r) {
+        Image image = owner.image();
+        long offset = r.sector << Blkif.SECTOR_SHIFT;
+        List<Extent> extents;
+        try {
+            // Looks up metadata only (for qcow2 a cached L2 table, at worst one read of it); never waits for others.
+            extents = image.mapForRead(offset, ImageIo.total(r.pieces));
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
+        int ops = 0;
+        for (Extent e : extents) {
+            if (e.kind() == Extent.Kind.DATA) {
+                ops++;
+            } else if (e.kind() != Extent.Kind.ZERO) {
+                return false;
+            }
+        }
+        if (ops > engine.available() || r.pieces.length > engine.maxSegments()) {
+            return false;
+        }
+        int piece = 0;
+        int pieceAt = 0;
+        try {
+            for (Extent e : extents) {
+                IoVector v = e.kind() == Extent.Kind.DATA ? engine.vector() : null;
+                long left = e.length();
+                while (left > 0) {
+                    ByteBuffer p = r.pieces[piece];
+                    int n = (int) Math.min(left, p.remaining() - pieceAt);
+                    if (v != null) {
+                        v.add(p, p.position() + pieceAt, n);
+                    } else {
+                        p.slice(p.position() + pieceAt, n).put(new byte[n]);
+                    }
+                    left -= n;
+                    pieceAt += n;
+                    if (pieceAt == p.remaining()) {
+                        piece++;
+                        pieceAt = 0;
+                    }
+                }
+                if (v != null) {
+                    long tag = nextEngineTag++;
+                    engine.readv(e.file().fd(), e.hostOffset(), v, tag);
+                    engineOps.put(tag, r);
+                    r.pendingOps++;
+                }
+            }
+            engine.submit();
+            engineReads++;
+        } catch (IOException | RuntimeException ex) {
+            r.failure = ex;
+        }
+        if (r.pendingOps == 0) {
+            finish(r);
+        }
+        return true;
+    }
+
+    /** The engine's completion handler, on the ring thread. */
+    private void engineCompleted(long tag, long result) {
+        BlkifRequest r = engineOps.remove(tag);
+        if (r == null) {
+            return;
+        }
+        if (result < 0 && r.failure == null) {
+            r.failure = new IOException("read failed: result=" + result + (result == BlockIoEngine.SHORT_READ_AT_EOF
+                    ? " (end of file)" : ""));
+        }
+        if (--r.pendingOps == 0) {
+            if (r.phase == BlkifRequest.PHASE_WRITING) {
+                toWorker(r);
+            } else {
+                finish(r);
+            }
+        }
+    }
+
+    private void copyToGuest(BlkifRequest r) {
+        try {
+            copyBatch.clear();
+            int at = 0;
+            for (int i = 0; i < r.nrSegments; i++) {
+                int len = (r.lastSect[i] - r.firstSect[i] + 1) << Blkif.SECTOR_SHIFT;
+                copyBatch.copyToForeign(r.bounce, at, domid, r.grefs[i], r.firstSect[i] << Blkif.SECTOR_SHIFT, len);
+                at += len;
+            }
+            grants.copy(copyBatch);
+            checkCopy(r);
+        } catch (IOException | RuntimeException e) {
+            r.fail(Blkif.BLKIF_RSP_ERROR, "cannot copy to the guest's pages: " + e.getMessage());
+            log.warn("queue=" + index + ": " + r.error + ": " + r);
+        }
+    }
+
+    private void releaseGuestPages(BlkifRequest r) {
+        if (r.persistent != null) {
+            for (PersistentGrantCache.Entry e : r.persistent) {
+                if (e != null) {
+                    persistent.release(e);
+                }
+            }
+            r.persistent = null;
+        }
+        if (r.batchMapping != null) {
+            try {
+                r.batchMapping.close();
+            } catch (IOException e) {
+                log.warn("queue=" + index + ": unmap failed: " + e.getMessage());
+            }
+            r.batchMapping = null;
+        }
+        r.pieces = null;
+        if (r.bounceOwner != null) {
+            bounces.release(r.bounceOwner);
+            r.bounceOwner = null;
+        }
+        r.bounce = null;
+    }
+
+    private void respond(BlkifRequest r) {
+        int at = ring.nextResponseSlot();
+        BlkifResponseDescriptor.put(ring.buffer(), at, r.id, r.ioOp, r.status);
+        responsesWritten = true;
+        requestsServed++;
+    }
+
+    private void halt(String reason) {
+        if (halted) {
+            return;
+        }
+        halted = true;
+        log.warn("queue=" + index + ": " + reason);
+        owner.ringHalted(this, reason);
+    }
+
+    /**
+     * Stops the thread (draining what is in flight) and releases the ring, the channel and every mapping.
+     * Idempotent.
+     */
+    @Override
+    public void close() throws IOException {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        requestStop();
+        if (thread.isAlive() || thread.getState() != Thread.State.NEW) {
+            try {
+                stopped.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted while draining ring: queue=" + index, e);
+            }
+        }
+        IOException first = null;
+        try (WakeupFd w = wakeup; GrantTable g = grants; EventChannels e = evtchn; GrantMapping m = ringMapping) {
+            if (engine != null) {
+                // Waits for reads still in the kernel before their pages are unmapped below.
+                engine.close();
+            }
+            if (persistent != null) {
+                persistent.close();
+            }
+            if (copyBatch != null) {
+                copyBatch.close();
+            }
+            e.unbind(port);
+        } catch (IOException ex) {
+            first = ex;
+        }
+        if (first != null) {
+            throw first;
+        }
+    }
+}

@@ -1,0 +1,62 @@
+package io.jtap.blkback;
+
+import io.jtap.formats.CreateOptions;
+import io.jtap.formats.ImageFormats;
+import io.jtap.testkit.blkfront.SimulatedBlkfront;
+import io.jtap.testkit.blkfront.SimulatedToolstack;
+import io.jtap.xen.XenStore;
+import io.jtap.xen.sim.SimulatedDomain;
+import io.jtap.xen.sim.SimulatedXen;
+import io.jtap.xen.sim.SimulatedXenExtension;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.time.Duration;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/** The service picks up devices as the toolstack adds them, serves them, and lets go when they are removed. */
+@ExtendWith(SimulatedXenExtension.class)
+class BlkbackServiceTest {
+
+    @Test
+    void servesDevicesAsTheyComeAndGo(SimulatedXen xen, @TempDir Path dir) throws Exception {
+        Path a = dir.resolve("a.raw");
+        Path b = dir.resolve("b.qcow2");
+        ImageFormats.defaults().get("raw").create(a, CreateOptions.ofSize(1 << 20));
+        ImageFormats.defaults().get("qcow2").create(b, CreateOptions.ofSize(1 << 20));
+        try (BlkbackService service = new BlkbackService(xen.platform(0), "vbd", BlkbackConfig.defaults(),
+                ImageFormats.defaults(), 2);
+             XenStore xs = xen.platform(0).openXenStore()) {
+            service.start();
+            SimulatedDomain g1 = xen.createDomain("g1");
+            SimulatedDomain g2 = xen.createDomain("g2");
+            String beA = SimulatedToolstack.addVbd(xs, g1.domid(), 51712, a.toString(), "w", "disk");
+            String beB = SimulatedToolstack.addVbd(xs, g2.domid(), 51728, "qcow2:" + b, "w", "disk");
+            try (SimulatedBlkfront fa = new SimulatedBlkfront(xen, g1, 51712, SimulatedBlkfront.Features.defaults());
+                 SimulatedBlkfront fb = new SimulatedBlkfront(xen, g2, 51728,
+                         SimulatedBlkfront.Features.defaults().withQueues(2))) {
+                fa.connect();
+                fb.connect();
+                byte[] data = BlkbackFixture.pattern(0, 4096, 1);
+                fa.write(0, 0, data);
+                fb.write(1, 0, data);
+                assertArrayEquals(data, fb.read(0, 0, 8));
+                assertEquals(2, service.devices().size());
+                fa.disconnect();
+                SimulatedToolstack.removeVbd(xs, beA, g1.domid(), 51712);
+                long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+                while (service.devices().size() != 1 && System.nanoTime() < deadline) {
+                    Thread.sleep(2);
+                }
+                assertEquals(1, service.devices().size());
+                assertArrayEquals(data, fb.read(1, 0, 8));
+                fb.disconnect();
+                SimulatedToolstack.removeVbd(xs, beB, g2.domid(), 51728);
+            }
+        }
+    }
+}

@@ -1,0 +1,224 @@
+package io.jtap.blkback;
+
+import io.jtap.ring.blkif.Blkif;
+import io.jtap.testkit.blkfront.SimulatedBlkfront;
+import io.jtap.testkit.blkfront.SimulatedBlkfront.Features;
+import io.jtap.testkit.blkfront.SimulatedBlkfront.Request;
+import io.jtap.testkit.blkfront.SimulatedToolstack;
+import io.jtap.xen.XenStore;
+import io.jtap.xen.sim.SimulatedXen;
+import io.jtap.xen.sim.SimulatedXenExtension;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The xenbus side: reconnects, backend-initiated close, bad configuration, bad frontend nodes, resize. */
+@ExtendWith(SimulatedXenExtension.class)
+class ControlPathTest {
+    private static final long SIZE = 4L << 20;
+    private static final Duration WAIT = Duration.ofSeconds(10);
+    private BlkbackFixture fx;
+
+    @BeforeEach
+    void setUp(SimulatedXen xen, @TempDir Path dir) throws Exception {
+        fx = new BlkbackFixture(xen, dir);
+    }
+
+    @AfterEach
+    void tearDown() throws Exception {
+        fx.close();
+    }
+
+    @Test
+    void bareParamsPathIsRawEvenWhenTheFileLooksLikeQcow2() throws Exception {
+        Path image = fx.createImage("qcow2", "d.qcow2", SIZE);
+        BlkbackFixture.Device d = fx.addDevice(image.toString(), "w", "disk", BlkbackConfig.defaults());
+        SimulatedBlkfront f = fx.frontend(d, Features.defaults());
+        f.connect();
+        byte[] first = f.read(0, 0, 1);
+        // Never probed: the guest sees the qcow2 header as the raw disk's first bytes.
+        assertArrayEquals(new byte[] {'Q', 'F', 'I', (byte) 0xfb}, java.util.Arrays.copyOf(first, 4));
+        assertEquals("raw", d.backend().image().formatName());
+        f.disconnect();
+    }
+
+    @Test
+    void reconnectCyclesKeepData() throws Exception {
+        Path image = fx.createImage("qcow2", "d.qcow2", SIZE);
+        BlkbackFixture.Device d = fx.addDevice("qcow2:" + image, "w", "disk", BlkbackConfig.defaults());
+        SimulatedBlkfront f = fx.frontend(d, Features.defaults().withQueues(2));
+        f.connect();
+        for (int round = 0; round < 3; round++) {
+            byte[] data = BlkbackFixture.pattern(round * 65536L, 65536, round + 1);
+            f.write(round % 2, round * 128L, data);
+            f.disconnect();
+            assertEquals(XenbusState.Closed, d.backend().state());
+            assertEquals(0, f.grantsStillMapped());
+            f.reconnect();
+            assertEquals(XenbusState.Connected, d.backend().state());
+            for (int r = 0; r <= round; r++) {
+                assertArrayEquals(BlkbackFixture.pattern(r * 65536L, 65536, r + 1), f.read(0, r * 128L, 128));
+            }
+        }
+        f.disconnect();
+    }
+
+    @Test
+    void frontendRestartWithoutClosingReconnects() throws Exception {
+        Path image = fx.createImage("raw", "d.raw", SIZE);
+        BlkbackFixture.Device d = fx.addDevice(image.toString(), "w", "disk", BlkbackConfig.defaults());
+        SimulatedBlkfront f = fx.frontend(d, Features.defaults().withQueues(2).withRingPageOrder(1));
+        f.connect();
+        byte[] data = BlkbackFixture.pattern(0, 16384, 5);
+        f.write(1, 0, data);
+        f.restartWithoutClosing();
+        assertEquals(0, f.grantsStillMapped(), "the backend unmapped the old rings and persistent grants");
+        assertEquals(XenbusState.Connected, d.backend().state());
+        assertArrayEquals(data, f.read(0, 0, 32));
+        f.disconnect();
+    }
+
+    @Test
+    void onlineZeroAnswersEverythingPublishedThenCloses() throws Exception {
+        RecordingFormat slow = new RecordingFormat();
+        Path image = fx.createImage("raw", "d.raw", SIZE);
+        BlkbackFixture.Device d = fx.addDevice("recording:" + image, "w", "disk", BlkbackConfig.defaults(),
+                slow.registry());
+        SimulatedBlkfront f = fx.frontend(d, Features.defaults().withRingPageOrder(1));
+        f.connect();
+        List<Request> requests = new ArrayList<>();
+        for (int i = 0; i < 40; i++) {
+            requests.add(f.submitWrite(0, Blkif.BLKIF_OP_WRITE, i * 8L, BlkbackFixture.pattern(i * 4096L, 4096, 7),
+                    0));
+        }
+        SimulatedToolstack.setOffline(fx.xs, d.backendPath());
+        f.awaitBackendState(WAIT, 6);
+        f.awaitAll();
+        for (Request r : requests) {
+            assertEquals(Blkif.BLKIF_RSP_OKAY, r.status());
+        }
+        assertEquals(40, slow.events.stream().filter(e -> e.startsWith("write-done")).count());
+        f.switchState(6);
+        SimulatedToolstack.removeVbd(fx.xs, d.backendPath(), d.guest().domid(), d.devid());
+    }
+
+    @ParameterizedTest(name = "{0}={1}")
+    @CsvSource({
+        "params, vmdk:/nonexistent",
+        "params, relative/path",
+        "params, /nonexistent/disk.raw",
+        "mode, rw",
+        "device-type, floppy",
+        "frontend-id, banana",
+        "frontend-id, 0",
+    })
+    void badBackendNodeClosesOnlyThatDevice(String key, String value) throws Exception {
+        Path good = fx.createImage("raw", "good.raw", SIZE);
+        BlkbackFixture.Device healthy = fx.addDevice(good.toString(), "w", "disk", BlkbackConfig.defaults());
+        SimulatedBlkfront hf = fx.frontend(healthy, Features.defaults());
+        hf.connect();
+
+        Path other = fx.createImage("raw", "other.raw", SIZE);
+        String params = key.equals("params") ? value : other.toString();
+        String mode = key.equals("mode") ? value : "w";
+        String type = key.equals("device-type") ? value : "disk";
+        BlkbackFixture.Device bad;
+        if (key.equals("frontend-id")) {
+            bad = fx.addDevice(params, mode, type, BlkbackConfig.defaults(), io.jtap.formats.ImageFormats.defaults(),
+                    be -> fx.xs.write(be + "/frontend-id", value));
+        } else {
+            bad = fx.addDevice(params, mode, type, BlkbackConfig.defaults());
+        }
+        assertEquals(XenbusState.Closing, bad.backend().state());
+        String error = fx.xs.readString(bad.backendPath() + "/error").orElseThrow();
+        assertTrue(error.contains(key.equals("params") && value.startsWith("/nonexistent") ? "nonexistent" : key),
+                error);
+        assertEquals("5", fx.xs.readString(bad.backendPath() + "/state").orElseThrow());
+
+        byte[] data = BlkbackFixture.pattern(0, 8192, 9);
+        hf.write(0, 0, data);
+        assertArrayEquals(data, hf.read(0, 0, 16));
+        hf.disconnect();
+    }
+
+    @ParameterizedTest(name = "{0}={1}")
+    @CsvSource({
+        "ring-ref, banana",
+        "ring-ref, 4294967296",
+        "ring-ref, 999999",
+        "event-channel, -1",
+        "ring-page-order, 9",
+        "multi-queue-num-queues, 99",
+        "protocol, arm-abi",
+        "feature-persistent, yes",
+    })
+    void badFrontendNodeClosesTheDevice(String key, String value) throws Exception {
+        Path image = fx.createImage("raw", "d.raw", SIZE);
+        BlkbackFixture.Device d = fx.addDevice(image.toString(), "w", "disk", BlkbackConfig.defaults());
+        String fe = SimulatedToolstack.frontendPath(d.guest().domid(), d.devid());
+        try (XenStore guestXs = fx.xen.platform(d.guest().domid()).openXenStore()) {
+            guestXs.transaction(tx -> {
+                tx.write(fe + "/ring-ref", "8");
+                tx.write(fe + "/event-channel", "1");
+                tx.write(fe + "/protocol", "x86_64-abi");
+                tx.write(fe + "/" + key, value);
+                return null;
+            });
+            guestXs.write(fe + "/state", "3");
+            long deadline = System.nanoTime() + WAIT.toNanos();
+            while (d.backend().state() != XenbusState.Closing && System.nanoTime() < deadline) {
+                Thread.sleep(2);
+            }
+            assertEquals(XenbusState.Closing, d.backend().state());
+            String error = fx.xs.readString(d.backendPath() + "/error").orElseThrow();
+            assertTrue(error.contains(key) || error.contains("ring"), error);
+            guestXs.write(fe + "/state", "6");
+            while (d.backend().state() != XenbusState.Closed && System.nanoTime() < deadline) {
+                Thread.sleep(2);
+            }
+            assertEquals(XenbusState.Closed, d.backend().state());
+        }
+    }
+
+    @Test
+    void resizeRewritesSectorsAndTheFrontendSeesTheNewEnd() throws Exception {
+        Path image = fx.createImage("raw", "d.raw", SIZE);
+        BlkbackFixture.Device d = fx.addDevice(image.toString(), "w", "disk", BlkbackConfig.defaults());
+        SimulatedBlkfront f = fx.frontend(d, Features.defaults());
+        f.connect();
+        long end = SIZE / 512;
+        Request beyond = f.submitRead(0, end, 8, 0);
+        assertEquals(Blkif.BLKIF_RSP_ERROR, f.await(beyond));
+        d.backend().resize(2 * SIZE);
+        assertEquals(Long.toString(2 * end), f.backendNode("sectors").orElseThrow());
+        byte[] data = BlkbackFixture.pattern(SIZE, 4096, 3);
+        f.write(0, end, data);
+        assertArrayEquals(data, f.read(0, end, 8));
+        f.disconnect();
+    }
+
+    @Test
+    void vanishedFrontendTearsDown() throws Exception {
+        Path image = fx.createImage("raw", "d.raw", SIZE);
+        BlkbackFixture.Device d = fx.addDevice(image.toString(), "w", "disk", BlkbackConfig.defaults());
+        SimulatedBlkfront f = fx.frontend(d, Features.defaults().withQueues(3));
+        f.connect();
+        f.write(1, 0, BlkbackFixture.pattern(0, 4096, 1));
+        fx.xs.rm(SimulatedToolstack.frontendPath(d.guest().domid(), d.devid()));
+        f.awaitBackendState(WAIT, 6);
+        assertEquals(0, d.backend().queueCount());
+    }
+}

@@ -1,0 +1,270 @@
+package io.jtap.formats.tool;
+
+import io.jtap.formats.BlockStatus;
+import io.jtap.formats.Image;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * The data path of {@code convert}: copies a source chain into a target image with parallel reads and zero detection
+ * and ordered (or, with {@code -W}, out-of-order) writes, as {@code qemu-img convert} does.
+ *
+ * <p>The dispatcher (the calling thread) walks the source by block status: ranges that read as zeros are skipped when
+ * the target already reads as zeros (a new sparse image), else zeroed with {@link Image#writeZeroes}; ranges that are
+ * unallocated in the top layer are skipped with {@code -B} (the target's backing file supplies them); data ranges are
+ * cut into {@link #CHUNK_BYTES} chunks at absolute chunk boundaries and handed to {@code parallel} workers. A worker
+ * reads its chunk into a pooled direct buffer, splits it into data and zero granules ({@code -S}, rounded up to the
+ * target's allocation unit so that a zero qcow2 cluster stays unallocated), waits for its turn unless writes may go
+ * out of order, writes the data granules and skips or zeroes the zero granules. At most {@code parallel} chunks are
+ * in flight, so memory is bounded by {@code parallel * CHUNK_BYTES}.
+ *
+ * <p>The first failure stops dispatching, wakes waiting workers and is rethrown by {@link #run()}.
+ */
+final class ConvertPipeline {
+    /** The IO size: large enough to amortise per-request costs, as qemu-img's 2 MiB buffer. */
+    static final int CHUNK_BYTES = 2 << 20;
+    private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(CHUNK_BYTES).asReadOnlyBuffer();
+
+    /**
+     * @param parallel      workers and chunks in flight ({@code -m})
+     * @param outOfOrder    writes may complete in any order ({@code -W})
+     * @param sparse        detect zeros ({@code -S} &gt; 0); when false, zero ranges are written as data
+     * @param granularity   zero-detection unit in bytes, a power of two
+     * @param targetIsZero  the target reads as zeros everywhere before the copy, so zeros need not be written
+     * @param topLayerOnly  copy only what the source's top layer allocates ({@code -B})
+     * @param compressor    writes whole clusters compressed ({@code -c}), when present
+     */
+    record Settings(int parallel, boolean outOfOrder, boolean sparse, int granularity, boolean targetIsZero,
+                    boolean topLayerOnly, Optional<CompressedClusterWriter> compressor) {
+        Settings {
+            if (parallel < 1 || parallel > 64) {
+                throw new ToolException(1, "Invalid number of coroutines: -m " + parallel
+                        + " (allowed: 1 to 64)");
+            }
+            if (Integer.bitCount(granularity) != 1 || granularity > CHUNK_BYTES) {
+                throw new IllegalArgumentException("granularity must be a power of two up to the chunk size: "
+                        + "granularity=" + granularity);
+            }
+        }
+    }
+
+    private enum Kind { DATA, ZERO }
+
+    private final ImageChain source;
+    private final Image target;
+    private final Settings settings;
+    private final Progress progress;
+    private final AtomicReference<Throwable> failure = new AtomicReference<>();
+    private final Object turnLock = new Object();
+    private long turn;
+
+    ConvertPipeline(ImageChain source, Image target, Settings settings, Progress progress) {
+        this.source = source;
+        this.target = target;
+        this.settings = settings;
+        this.progress = progress;
+    }
+
+    /** Copies everything; on return all writes have completed (not yet flushed). */
+    void run() throws IOException {
+        Image top = source.top().image();
+        long size = top.size();
+        int parallel = settings.parallel();
+        ExecutorService pool = Executors.newFixedThreadPool(parallel, r -> {
+            Thread t = new Thread(r, "jtap-img-convert");
+            t.setDaemon(true);
+            return t;
+        });
+        Semaphore inFlight = new Semaphore(parallel);
+        BlockingQueue<ByteBuffer> buffers = new ArrayBlockingQueue<>(parallel);
+        for (int i = 0; i < parallel; i++) {
+            buffers.add(ByteBuffer.allocateDirect(CHUNK_BYTES));
+        }
+        long seq = 0;
+        try {
+            for (long off = 0; off < size && failure.get() == null; ) {
+                long[] run = nextRun(top, off, size);
+                long len = run[1];
+                if (run[0] == 0) {
+                    progress.advance(len);
+                } else if (run[0] == 1 && settings.targetIsZero() && settings.sparse()) {
+                    progress.advance(len);
+                } else {
+                    Kind kind = run[0] == 1 && settings.sparse() ? Kind.ZERO : Kind.DATA;
+                    for (long a = off; a < off + len && failure.get() == null; ) {
+                        long b = kind == Kind.ZERO ? off + len
+                                : Math.min(off + len, (a / CHUNK_BYTES + 1) * CHUNK_BYTES);
+                        long mySeq = seq++;
+                        long from = a;
+                        inFlight.acquire();
+                        pool.execute(() -> {
+                            try {
+                                work(mySeq, kind, from, b, buffers);
+                            } catch (Throwable t) {
+                                fail(t);
+                            } finally {
+                                inFlight.release();
+                            }
+                        });
+                        a = b;
+                    }
+                }
+                off += len;
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            fail(new InterruptedIOException("convert interrupted"));
+        } finally {
+            pool.shutdown();
+            try {
+                while (!pool.awaitTermination(1, TimeUnit.SECONDS)) {
+                    // workers finish their chunk or see the failure and stop
+                }
+            } catch (InterruptedException e) {
+                pool.shutdownNow();
+                Thread.currentThread().interrupt();
+            }
+        }
+        Throwable t = failure.get();
+        if (t instanceof IOException io) {
+            throw io;
+        } else if (t instanceof RuntimeException re) {
+            throw re;
+        } else if (t instanceof Error er) {
+            throw er;
+        } else if (t != null) {
+            throw new IOException(t);
+        }
+    }
+
+    /** {kind (0 skip, 1 zero, 2 data), length} of the run at {@code off}. */
+    private long[] nextRun(Image top, long off, long size) throws IOException {
+        if (settings.topLayerOnly()) {
+            BlockStatus bs = top.blockStatus(off, size - off);
+            return new long[] {switch (bs.kind()) {
+                case UNALLOCATED -> 0;
+                case ZERO -> 1;
+                case DATA -> 2;
+            }, bs.length()};
+        }
+        ImageChain.Status st = source.status(off, size - off);
+        return new long[] {st.data() ? 2 : 1, st.length()};
+    }
+
+    private void fail(Throwable t) {
+        if (failure.compareAndSet(null, t)) {
+            synchronized (turnLock) {
+                turnLock.notifyAll();
+            }
+        }
+    }
+
+    private void work(long seq, Kind kind, long from, long to, BlockingQueue<ByteBuffer> buffers)
+            throws IOException, InterruptedException {
+        if (failure.get() != null) {
+            return;
+        }
+        if (kind == Kind.ZERO) {
+            awaitTurn(seq);
+            try {
+                target.writeZeroes(from, to - from);
+            } finally {
+                endTurn(seq);
+            }
+            progress.advance(to - from);
+            return;
+        }
+        ByteBuffer buf = buffers.take();
+        try {
+            int len = (int) (to - from);
+            buf.clear().limit(len);
+            source.top().image().read(from, buf);
+            buf.flip();
+            List<long[]> segments = segments(buf, from);
+            awaitTurn(seq);
+            try {
+                if (failure.get() != null) {
+                    return;
+                }
+                for (long[] s : segments) {
+                    int at = (int) (s[1] - from);
+                    int n = (int) (s[2] - s[1]);
+                    if (s[0] == 2) {
+                        ByteBuffer part = buf.slice(at, n);
+                        if (settings.compressor().isPresent()) {
+                            settings.compressor().get().write(target, s[1], part);
+                        } else {
+                            target.write(s[1], part);
+                        }
+                    } else if (!settings.targetIsZero()) {
+                        target.writeZeroes(s[1], n);
+                    }
+                }
+            } finally {
+                endTurn(seq);
+            }
+            progress.advance(len);
+        } finally {
+            buffers.put(buf);
+        }
+    }
+
+    /** Splits the chunk into runs of data (kind 2) and zero (kind 1) granules: {kind, from, to}. */
+    private List<long[]> segments(ByteBuffer buf, long from) {
+        List<long[]> out = new ArrayList<>();
+        long to = from + buf.remaining();
+        if (!settings.sparse()) {
+            out.add(new long[] {2, from, to});
+            return out;
+        }
+        long g = settings.granularity();
+        for (long a = from; a < to; ) {
+            long b = Math.min(to, (a / g + 1) * g);
+            int at = (int) (a - from);
+            int n = (int) (b - a);
+            long kind = buf.slice(at, n).mismatch(ZEROS.slice(0, n)) < 0 ? 1 : 2;
+            long[] last = out.isEmpty() ? null : out.get(out.size() - 1);
+            if (last != null && last[0] == kind) {
+                last[2] = b;
+            } else {
+                out.add(new long[] {kind, a, b});
+            }
+            a = b;
+        }
+        return out;
+    }
+
+    private void awaitTurn(long seq) throws InterruptedException {
+        if (settings.outOfOrder()) {
+            return;
+        }
+        synchronized (turnLock) {
+            while (turn != seq && failure.get() == null) {
+                turnLock.wait();
+            }
+        }
+    }
+
+    private void endTurn(long seq) {
+        if (settings.outOfOrder()) {
+            return;
+        }
+        synchronized (turnLock) {
+            if (turn == seq) {
+                turn++;
+            }
+            turnLock.notifyAll();
+        }
+    }
+}

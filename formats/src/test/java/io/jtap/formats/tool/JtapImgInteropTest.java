@@ -1,0 +1,462 @@
+package io.jtap.formats.tool;
+
+import static io.jtap.formats.QemuTools.run;
+import static io.jtap.formats.QemuTools.runAllowingFailure;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.jtap.formats.QemuTools;
+import io.jtap.formats.tool.JtapImgRunner.Run;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * jtap-img against qemu-img: what jtap-img creates, converts, resizes, rebases and commits passes
+ * {@code qemu-img check} and {@code qemu-img compare}; {@code info}, {@code map}, {@code measure} and
+ * {@code compare} report what qemu-img reports for the same images.
+ */
+class JtapImgInteropTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final long MIB = 1 << 20;
+    private static final long SEED = Long.getLong("jtap.seed", System.nanoTime());
+
+    @TempDir
+    Path dir;
+
+    @BeforeEach
+    void requireQemuImg() {
+        QemuTools.require("qemu-img");
+        QemuTools.require("qemu-io");
+    }
+
+    private String p(String name) {
+        return dir.resolve(name).toString();
+    }
+
+    /** A raw image of {@code size} bytes: seeded random data, text-like runs, zero blocks and holes. */
+    private String mixedRaw(String name, long size, long seed) throws Exception {
+        Random rnd = new Random(seed);
+        try (FileChannel ch = FileChannel.open(dir.resolve(name), StandardOpenOption.CREATE_NEW,
+                StandardOpenOption.WRITE)) {
+            byte[] block = new byte[64 * 1024];
+            for (long off = 0; off < size; off += block.length) {
+                int kind = rnd.nextInt(4);
+                if (kind == 0) {
+                    continue;
+                }
+                if (kind == 1) {
+                    rnd.nextBytes(block);
+                } else if (kind == 2) {
+                    java.util.Arrays.fill(block, (byte) 0);
+                    block[rnd.nextInt(block.length)] = 1;
+                } else {
+                    java.util.Arrays.fill(block, (byte) 0);
+                }
+                ch.write(ByteBuffer.wrap(block), off);
+            }
+            ch.truncate(size);
+            if (ch.size() < size) {
+                ch.write(ByteBuffer.allocate(1), size - 1);
+            }
+        }
+        return p(name);
+    }
+
+    private void assertIdentical(String a, String fa, String b, String fb) throws Exception {
+        QemuTools.Result r = runAllowingFailure("qemu-img", "compare", "-f", fa, "-F", fb, a, b);
+        assertEquals(0, r.exit(), "qemu-img compare " + a + " " + b + " (seed=" + SEED + "): " + r.output());
+    }
+
+    private void assertQemuCheckClean(String image) throws Exception {
+        QemuTools.Result r = runAllowingFailure("qemu-img", "check", image);
+        assertEquals(0, r.exit(), "qemu-img check " + image + ": " + r.output());
+    }
+
+    // ------------------------------------------------------------------ create and info
+
+    static Stream<Arguments> createVariants() {
+        return Stream.of(
+                Arguments.of("raw", List.of(), "64M"),
+                Arguments.of("qcow2", List.of(), "1G"),
+                Arguments.of("qcow2", List.of("-o", "compat=0.10"), "100M"),
+                Arguments.of("qcow2", List.of("-o", "cluster_size=4k,refcount_bits=1"), "10M"),
+                Arguments.of("qcow2", List.of("-o", "cluster_size=2M,refcount_bits=64"), "1T"),
+                Arguments.of("qcow2", List.of("-o", "lazy_refcounts=on,extended_l2=off"), "3G"),
+                Arguments.of("qcow2", List.of("-o", "cluster_size=512", "-o", "compat=v3"), "1.5M"));
+    }
+
+    /** jtap-img create makes images qemu-img accepts, and info --output=json agrees with qemu-img's. */
+    @ParameterizedTest(name = "{0} {1} {2}")
+    @MethodSource("createVariants")
+    void createdImagesPassQemuCheckAndInfoAgrees(String format, List<String> options, String size) throws Exception {
+        String img = p("new." + format);
+        String[] args = Stream.concat(Stream.concat(Stream.of("create", "-f", format), options.stream()),
+                Stream.of(img, size)).toArray(String[]::new);
+        JtapImgRunner.ok(args);
+        if (format.equals("qcow2")) {
+            assertQemuCheckClean(img);
+        }
+        assertInfoAgrees(img, false);
+    }
+
+    private void assertInfoAgrees(String img, boolean chain) throws Exception {
+        String[] q = chain ? new String[] {"info", "--output=json", "--backing-chain", img}
+                : new String[] {"info", "--output=json", img};
+        JsonNode theirs = JSON.readTree(run("qemu-img", q));
+        JsonNode ours = JSON.readTree(JtapImgRunner.ok(q).out());
+        if (chain) {
+            assertEquals(theirs.size(), ours.size(), "chain length: " + ours);
+            for (int i = 0; i < theirs.size(); i++) {
+                assertSameFields(theirs.get(i), ours.get(i), img);
+            }
+        } else {
+            assertSameFields(theirs, ours, img);
+        }
+    }
+
+    /** Every field both report has the same value (snapshots: by id, name and date). */
+    private static void assertSameFields(JsonNode theirs, JsonNode ours, String img) {
+        int common = 0;
+        for (Iterator<String> it = theirs.fieldNames(); it.hasNext(); ) {
+            String f = it.next();
+            if (!ours.has(f)) {
+                continue;
+            }
+            common++;
+            if (f.equals("snapshots")) {
+                for (int i = 0; i < theirs.get(f).size(); i++) {
+                    for (String k : List.of("id", "name", "date-sec")) {
+                        assertEquals(theirs.get(f).get(i).get(k), ours.get(f).get(i).get(k), img + " snapshot " + k);
+                    }
+                }
+            } else {
+                assertEquals(theirs.get(f), ours.get(f), img + ": field " + f);
+            }
+        }
+        for (String f : List.of("virtual-size", "filename", "format", "actual-size", "dirty-flag")) {
+            assertTrue(ours.has(f), "jtap-img info lacks " + f + ": " + ours);
+        }
+        assertTrue(common >= 5, "too few common fields: " + ours);
+    }
+
+    @Test
+    void infoMatchesQemuForQemuMadeImages() throws Exception {
+        run("qemu-img", "create", "-f", "raw", p("base.raw"), "16M");
+        run("qemu-io", "-f", "raw", "-c", "write -P 0x11 0 1M", p("base.raw"));
+        run("qemu-img", "create", "-f", "qcow2", "-o", "compat=0.10", p("v2.qcow2"), "16M");
+        run("qemu-img", "create", "-f", "qcow2", "-b", "base.raw", "-F", "raw", p("ov.qcow2"));
+        run("qemu-io", "-c", "write -P 0x22 64k 64k", p("ov.qcow2"));
+        run("qemu-img", "create", "-f", "qcow2", "-b", "ov.qcow2", "-F", "qcow2", p("top.qcow2"));
+        run("qemu-img", "snapshot", "-c", "snap1", p("v2.qcow2"));
+        for (String img : List.of("base.raw", "v2.qcow2", "ov.qcow2", "top.qcow2")) {
+            assertInfoAgrees(p(img), false);
+        }
+        assertInfoAgrees(p("top.qcow2"), true);
+        Run human = JtapImgRunner.ok("info", p("ov.qcow2"));
+        assertTrue(human.out().contains("virtual size: 16 MiB (16777216 bytes)"), human.out());
+        assertTrue(human.out().contains("backing file: base.raw"), human.out());
+    }
+
+    // ------------------------------------------------------------------ map
+
+    @Test
+    void mapJsonEqualsQemuImgs() throws Exception {
+        mixedRaw("base.raw", 16 * MIB, SEED);
+        run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=4k", p("base.raw"),
+                p("base.qcow2"));
+        run("qemu-img", "create", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", p("ov.qcow2"));
+        run("qemu-io", "-c", "write -P 0x22 1M 192k", "-c", "write -z 4M 1M", "-c", "discard 8M 64k",
+                p("ov.qcow2"));
+        for (String img : List.of("base.raw", "base.qcow2", "ov.qcow2")) {
+            JsonNode theirs = JSON.readTree(run("qemu-img", "map", "--output=json", p(img)));
+            JsonNode ours = JSON.readTree(JtapImgRunner.ok("map", "--output=json", p(img)).out());
+            assertEquals(theirs, ours, img + " (seed=" + SEED + ")");
+        }
+        String theirs = run("qemu-img", "map", p("ov.qcow2"));
+        assertEquals(theirs, JtapImgRunner.ok("map", p("ov.qcow2")).out());
+    }
+
+    // ------------------------------------------------------------------ convert
+
+    static Stream<Arguments> conversions() {
+        return Stream.of(
+                Arguments.of("raw", "qcow2", List.of()),
+                Arguments.of("raw", "qcow2", List.of("-W", "-m", "4")),
+                Arguments.of("raw", "qcow2", List.of("-o", "cluster_size=4k,compat=0.10")),
+                Arguments.of("raw", "qcow2", List.of("-o", "cluster_size=2M", "-m", "1")),
+                Arguments.of("qcow2", "raw", List.of()),
+                Arguments.of("qcow2", "raw", List.of("-S", "0")),
+                Arguments.of("qcow2", "raw", List.of("-W", "-S", "64k")),
+                Arguments.of("qcow2", "qcow2", List.of()),
+                Arguments.of("qcow2", "qcow2", List.of("-W", "-o", "refcount_bits=1,cluster_size=16k")),
+                Arguments.of("raw", "raw", List.of("-m", "16")));
+    }
+
+    /**
+     * convert's output is identical to its source for qemu-img, passes qemu-img check, and (with sparse output) is
+     * no larger on disk than qemu-img convert's output with the same options.
+     */
+    @ParameterizedTest(name = "{0} -> {1} {2}")
+    @MethodSource("conversions")
+    void convertIsIdenticalCheckedAndAsSparseAsQemu(String from, String to, List<String> options) throws Exception {
+        String raw = mixedRaw("src.raw", 24 * MIB + 4096 * 3, SEED);
+        String src = raw;
+        if (from.equals("qcow2")) {
+            src = p("src.qcow2");
+            run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=16k", raw, src);
+        }
+        String ours = p("ours." + to);
+        String theirs = p("theirs." + to);
+        List<String> qemuOpts = options.stream().filter(o -> !o.equals("-m") && !o.matches("\\d+")).toList();
+        runList("qemu-img", Stream.concat(Stream.concat(Stream.of("convert", "-f", from, "-O", to),
+                options.stream()), Stream.of(src, theirs)).toList());
+        JtapImgRunner.ok(Stream.concat(Stream.concat(Stream.of("convert", "-f", from, "-O", to), options.stream()),
+                Stream.of(src, ours)).toArray(String[]::new));
+        assertIdentical(src, from, ours, to);
+        if (to.equals("qcow2")) {
+            assertQemuCheckClean(ours);
+        }
+        long ourSize = DiskUsage.bytes(Path.of(ours));
+        long theirSize = DiskUsage.bytes(Path.of(theirs));
+        long slack = Math.max(64 * 1024, options.contains("cluster_size=2M") ? 2 * MIB : 0);
+        assertTrue(ourSize <= theirSize + slack, "jtap output " + ourSize + " bytes on disk, qemu-img's "
+                + theirSize + " (seed=" + SEED + ", options=" + options + ", ignored " + qemuOpts + ")");
+    }
+
+    private static void runList(String tool, List<String> args) throws Exception {
+        run(tool, args.toArray(String[]::new));
+    }
+
+    /** convert -B: the target is an overlay of the given backing file holding only what the source's top adds. */
+    @Test
+    void convertWithBackingFileKeepsOnlyTheTopLayer() throws Exception {
+        String base = mixedRaw("base.raw", 8 * MIB, SEED);
+        run("qemu-img", "create", "-f", "qcow2", "-b", "base.raw", "-F", "raw", p("ov.qcow2"));
+        run("qemu-io", "-c", "write -P 0x33 100k 300k", "-c", "write -z 2M 64k", p("ov.qcow2"));
+        JtapImgRunner.ok("convert", "-f", "qcow2", "-O", "qcow2", "-B", "base.raw", "-F", "raw", p("ov.qcow2"),
+                p("out.qcow2"));
+        assertQemuCheckClean(p("out.qcow2"));
+        assertIdentical(p("ov.qcow2"), "qcow2", p("out.qcow2"), "qcow2");
+        JsonNode info = JSON.readTree(run("qemu-img", "info", "--output=json", p("out.qcow2")));
+        assertEquals("base.raw", info.get("backing-filename").asText());
+        assertTrue(DiskUsage.bytes(Path.of(p("out.qcow2"))) < 2 * MIB, "only the overlay's clusters are copied");
+        assertTrue(Files.exists(Path.of(base)));
+    }
+
+    /** convert -n into an existing image: zeros are written where the target had data, unless --target-is-zero. */
+    @Test
+    void convertIntoExistingTarget() throws Exception {
+        String src = mixedRaw("src.raw", 8 * MIB, SEED);
+        run("qemu-img", "create", "-f", "qcow2", p("dst.qcow2"), "8M");
+        run("qemu-io", "-c", "write -P 0x55 0 8M", p("dst.qcow2"));
+        JtapImgRunner.ok("convert", "-n", "-f", "raw", "-O", "qcow2", src, p("dst.qcow2"));
+        assertIdentical(src, "raw", p("dst.qcow2"), "qcow2");
+        assertQemuCheckClean(p("dst.qcow2"));
+        run("qemu-img", "create", "-f", "qcow2", p("empty.qcow2"), "8M");
+        JtapImgRunner.ok("convert", "-n", "--target-is-zero", "-f", "raw", "-O", "qcow2", src, p("empty.qcow2"));
+        assertIdentical(src, "raw", p("empty.qcow2"), "qcow2");
+    }
+
+    @Test
+    void convertCompressedIsRefusedUntilTheFormatLayerWritesCompressedClusters() throws Exception {
+        String src = mixedRaw("src.raw", MIB, SEED);
+        Run r = JtapImgRunner.run("convert", "-c", "-f", "raw", "-O", "qcow2", src, p("c.qcow2"));
+        assertEquals(1, r.exit(), r.toString());
+        assertTrue(r.err().contains("Compression (-c) is not supported"), r.toString());
+    }
+
+    // ------------------------------------------------------------------ compare
+
+    @Test
+    void compareExitCodesAndMessagesMatchQemuImg() throws Exception {
+        String a = mixedRaw("a.raw", 4 * MIB, SEED);
+        Files.copy(Path.of(a), dir.resolve("same.raw"));
+        run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", a, p("a.qcow2"));
+        Files.copy(Path.of(a), dir.resolve("diff.raw"));
+        run("qemu-io", "-f", "raw", "-c", "write -P 0x77 1000001 3", p("diff.raw"));
+        Files.copy(Path.of(a), dir.resolve("longer.raw"));
+        try (FileChannel ch = FileChannel.open(dir.resolve("longer.raw"), StandardOpenOption.WRITE)) {
+            ch.truncate(5 * MIB);
+            ch.write(ByteBuffer.allocate(1), 5 * MIB - 1);
+        }
+        String[][] pairs = {{a, "same.raw"}, {a, "a.qcow2"}, {a, "diff.raw"}, {a, "longer.raw"}};
+        for (String[] pair : pairs) {
+            String b = pair[1].startsWith("/") ? pair[1] : p(pair[1]);
+            QemuTools.Result theirs = runAllowingFailure("qemu-img", "compare", a, b);
+            Run ours = JtapImgRunner.run("compare", a, b);
+            assertEquals(theirs.exit(), ours.exit(), "compare " + pair[1] + ": " + theirs.output() + " / " + ours);
+            assertEquals(theirs.output().strip(), ours.out().strip(), "compare " + pair[1]);
+        }
+        QemuTools.Result strictTheirs = runAllowingFailure("qemu-img", "compare", "-s", a, p("longer.raw"));
+        Run strictOurs = JtapImgRunner.run("compare", "-s", a, p("longer.raw"));
+        assertEquals(strictTheirs.exit(), strictOurs.exit(), strictOurs.toString());
+        Run missing = JtapImgRunner.run("compare", a, p("nothere.raw"));
+        assertEquals(2, missing.exit(), missing.toString());
+        assertTrue(missing.err().contains("nothere.raw"), missing.toString());
+    }
+
+    // ------------------------------------------------------------------ check
+
+    /**
+     * A qcow2 image with a leaked cluster (a refcount block entry set for a cluster nothing references, written
+     * surgically): qemu-img check exits 3; jtap-img check exits 3 once the format layer's checker is installed,
+     * and until then reports 63 (not supported) — this test then says so and skips.
+     */
+    @Test
+    void checkOnALeakyImage() throws Exception {
+        run("qemu-img", "create", "-f", "qcow2", p("leaky.qcow2"), "16M");
+        // Find the first refcount block through the header (refcount_table_offset at byte 48) and mark a cluster
+        // appended at the end of the file, referenced by nothing, as used: a leak.
+        try (FileChannel ch = FileChannel.open(dir.resolve("leaky.qcow2"), StandardOpenOption.READ,
+                StandardOpenOption.WRITE)) {
+            ByteBuffer b = ByteBuffer.allocate(8);
+            ch.read(b, 48);
+            long table = b.getLong(0);
+            ch.read(b.clear(), table);
+            long block = b.getLong(0);
+            long end = ch.size();
+            ch.write(ByteBuffer.allocate(65536), end);
+            ch.write(ByteBuffer.allocate(2).putShort(0, (short) 1), block + 2 * (end / 65536));
+        }
+        QemuTools.Result theirs = runAllowingFailure("qemu-img", "check", p("leaky.qcow2"));
+        org.junit.jupiter.api.Assumptions.assumeTrue(theirs.exit() == 3,
+                "the surgical leak fixture did not leak for qemu-img check: " + theirs.output());
+        Run ours = JtapImgRunner.run("check", p("leaky.qcow2"));
+        if (ours.exit() == 63) {
+            System.out.println("SKIPPED: jtap-img check on qcow2 reports 'not supported' until the qcow2 checker "
+                    + "is on main and wired into ImageChecker.installed()");
+            org.junit.jupiter.api.Assumptions.abort("qcow2 checker not installed yet");
+        }
+        assertEquals(3, ours.exit(), ours.toString());
+        assertEquals(0, JtapImgRunner.run("check", "-r", "leaks", p("leaky.qcow2")).exit());
+        assertQemuCheckClean(p("leaky.qcow2"));
+    }
+
+    // ------------------------------------------------------------------ measure
+
+    @Test
+    void measureMatchesQemuImg() throws Exception {
+        String raw = mixedRaw("src.raw", 20 * MIB + 512, SEED);
+        run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=4k", raw, p("src.qcow2"));
+        List<List<String>> cases = List.of(
+                List.of("--size", "1G", "-O", "qcow2"),
+                List.of("--size", "10T", "-O", "qcow2", "-o", "cluster_size=2M,refcount_bits=64"),
+                List.of("--size", "100M", "-O", "qcow2", "-o", "cluster_size=512,refcount_bits=1"),
+                List.of("--size", "1G", "-O", "raw"),
+                List.of("-f", "raw", "-O", "qcow2", raw),
+                List.of("-f", "raw", "-O", "qcow2", "-o", "cluster_size=4k", raw),
+                List.of("-f", "qcow2", "-O", "qcow2", p("src.qcow2")),
+                List.of("-f", "qcow2", "-O", "raw", p("src.qcow2")));
+        for (List<String> c : cases) {
+            List<String> args = Stream.concat(Stream.of("measure", "--output=json"), c.stream()).toList();
+            JsonNode theirs = JSON.readTree(run("qemu-img", args.toArray(String[]::new)));
+            JsonNode ours = JSON.readTree(JtapImgRunner.ok(args.toArray(String[]::new)).out());
+            assertEquals(theirs.get("required"), ours.get("required"), "required for " + c);
+            assertEquals(theirs.get("fully-allocated"), ours.get("fully-allocated"), "fully-allocated for " + c);
+        }
+    }
+
+    // ------------------------------------------------------------------ resize, rebase, commit
+
+    @Test
+    void resizeMatchesQemuImg() throws Exception {
+        String raw = mixedRaw("src.raw", 8 * MIB, SEED);
+        run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, p("ours.qcow2"));
+        run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, p("theirs.qcow2"));
+        Run refused = JtapImgRunner.run("resize", p("ours.qcow2"), "-1M");
+        assertEquals(1, refused.exit(), refused.toString());
+        assertTrue(refused.err().contains("--shrink"), refused.toString());
+        for (String[] step : new String[][] {{"+3M"}, {"--shrink", "-5M"}, {"--shrink", "6M"}, {"20M"}}) {
+            List<String> args = Stream.concat(Stream.of("resize"), Stream.concat(
+                    Stream.of(step).filter(s -> s.startsWith("--")), Stream.of(p("ours.qcow2"),
+                            step[step.length - 1]))).toList();
+            Run r = JtapImgRunner.ok(args.toArray(String[]::new));
+            assertTrue(r.out().contains("Image resized."), r.toString());
+            List<String> q = Stream.concat(Stream.of("resize"), Stream.concat(
+                    Stream.of(step).filter(s -> s.startsWith("--")), Stream.of(p("theirs.qcow2"), "--",
+                            step[step.length - 1]))).toList();
+            run("qemu-img", q.toArray(String[]::new));
+            assertQemuCheckClean(p("ours.qcow2"));
+            assertIdentical(p("theirs.qcow2"), "qcow2", p("ours.qcow2"), "qcow2");
+            QemuTools.Result strict = runAllowingFailure("qemu-img", "compare", "-s", p("theirs.qcow2"),
+                    p("ours.qcow2"));
+            assertFalse(strict.output().contains("size mismatch"), strict.output());
+        }
+    }
+
+    @Test
+    void safeRebaseKeepsTheGuestViewAndUnsafeOnlyChangesTheReference() throws Exception {
+        mixedRaw("base1.raw", 8 * MIB, SEED);
+        mixedRaw("base2.raw", 6 * MIB, SEED + 1);
+        run("qemu-img", "create", "-f", "qcow2", "-b", "base1.raw", "-F", "raw", p("ov.qcow2"));
+        run("qemu-io", "-c", "write -P 0x44 1M 200k", "-c", "write -z 3M 64k", p("ov.qcow2"));
+        run("qemu-img", "convert", "-O", "raw", p("ov.qcow2"), p("before.raw"));
+        JtapImgRunner.ok("rebase", "-b", "base2.raw", "-F", "raw", p("ov.qcow2"));
+        assertQemuCheckClean(p("ov.qcow2"));
+        JsonNode info = JSON.readTree(run("qemu-img", "info", "--output=json", p("ov.qcow2")));
+        assertEquals("base2.raw", info.get("backing-filename").asText());
+        assertEquals("raw", info.get("backing-filename-format").asText());
+        assertIdentical(p("before.raw"), "raw", p("ov.qcow2"), "qcow2");
+
+        JtapImgRunner.ok("rebase", "-u", "-b", "base1.raw", "-F", "raw", p("ov.qcow2"));
+        info = JSON.readTree(run("qemu-img", "info", "--output=json", p("ov.qcow2")));
+        assertEquals("base1.raw", info.get("backing-filename").asText());
+        assertQemuCheckClean(p("ov.qcow2"));
+
+        JtapImgRunner.ok("rebase", "-b", "", p("ov.qcow2"));
+        info = JSON.readTree(run("qemu-img", "info", "--output=json", p("ov.qcow2")));
+        assertFalse(info.has("backing-filename"), info.toString());
+        assertQemuCheckClean(p("ov.qcow2"));
+    }
+
+    @Test
+    void commitWritesTheOverlayIntoItsBackingFileAndEmptiesIt() throws Exception {
+        String raw = mixedRaw("base.raw", 8 * MIB, SEED);
+        run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, p("base.qcow2"));
+        run("qemu-img", "create", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", p("ov.qcow2"));
+        run("qemu-io", "-c", "write -P 0x66 512k 1M", "-c", "write -z 5M 128k", "-c", "write -P 1 7M 4k",
+                p("ov.qcow2"));
+        run("qemu-img", "convert", "-O", "raw", p("ov.qcow2"), p("expected.raw"));
+        Run r = JtapImgRunner.ok("commit", p("ov.qcow2"));
+        assertTrue(r.out().contains("Image committed."), r.toString());
+        assertQemuCheckClean(p("base.qcow2"));
+        assertQemuCheckClean(p("ov.qcow2"));
+        assertIdentical(p("expected.raw"), "raw", p("base.qcow2"), "qcow2");
+        assertIdentical(p("expected.raw"), "raw", p("ov.qcow2"), "qcow2");
+        JsonNode map = JSON.readTree(run("qemu-img", "map", "--output=json", p("ov.qcow2")));
+        for (JsonNode e : map) {
+            assertEquals(1, e.get("depth").asInt(), "overlay is empty after commit: " + map);
+        }
+    }
+
+    // ------------------------------------------------------------------ snapshot
+
+    @Test
+    void snapshotListShowsQemuMadeSnapshots() throws Exception {
+        run("qemu-img", "create", "-f", "qcow2", p("s.qcow2"), "4M");
+        run("qemu-img", "snapshot", "-c", "first", p("s.qcow2"));
+        run("qemu-img", "snapshot", "-c", "second", p("s.qcow2"));
+        Run r = JtapImgRunner.ok("snapshot", "-l", p("s.qcow2"));
+        assertTrue(r.out().startsWith("Snapshot list:"), r.toString());
+        assertTrue(r.out().contains("first") && r.out().contains("second"), r.toString());
+        Run c = JtapImgRunner.run("snapshot", "-c", "third", p("s.qcow2"));
+        assertEquals(1, c.exit(), c.toString());
+        assertTrue(c.err().contains("not supported by jtap yet"), c.toString());
+    }
+}
