@@ -148,7 +148,8 @@ final class FrameHeaders {
 
     /**
      * Completes a partial checksum in software, as Linux's {@code skb_checksum_help}: the one's-complement sum from
-     * {@code csumStart} to the end of the frame (the field holds the pseudo-header sum) is folded into the field.
+     * {@code csumStart} to the end of the frame (the field holds the pseudo-header sum) is folded into the field, a
+     * result of 0 written as 0xffff.
      *
      * @return false when the offsets lie outside the frame (the frame is then left alone)
      */
@@ -159,6 +160,9 @@ final class FrameHeaders {
         }
         long sum = sum(buf, start + csumStart, length - csumStart, 0);
         int folded = ~fold(sum) & 0xffff;
+        if (folded == 0) {
+            folded = 0xffff; // Linux CSUM_MANGLED_0: the same value in one's complement, and UDP's "no checksum" is 0
+        }
         buf.put(start + field, (byte) (folded >>> 8));
         buf.put(start + field + 1, (byte) folded);
         return true;
