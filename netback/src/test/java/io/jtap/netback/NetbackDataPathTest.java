@@ -250,6 +250,48 @@ class NetbackDataPathTest {
         }
     }
 
+    /**
+     * A guest that stops consuming: 256 frames fill its posted buffers, the next one waits in netback and the rest in
+     * the TAP; after the drain timeout (10 s of the injected clock) the waiting frame is dropped, exactly one; once
+     * the guest consumes and reposts, every other frame arrives, in order.
+     */
+    @Test
+    void rxWithoutBuffersWaitsThenDrainsAfterTheTimeout(SimulatedXen xen) throws Exception {
+        try (NetbackHarness h = new NetbackHarness(xen)) {
+            SimulatedNetfront f = h.connect(NetfrontOptions.linuxDefaults());
+            SimulatedTap host = h.host(f);
+            VifXenbus vif = h.vif(f);
+            int n = 300;
+            for (int i = 0; i < n; i++) {
+                host.write(TestFrames.withHeader(udpToGuest(100, i, 5000), 0, 0, 0, 0, 0, 0));
+            }
+            long deadline = System.nanoTime() + NetbackHarness.WAIT.toNanos();
+            while (vif.stats().rxPackets.sum() < Netif.NET_RX_RING_SIZE) {
+                assertTrue(System.nanoTime() < deadline, "the posted buffers never filled: " + vif.stats());
+                Thread.onSpinWait();
+            }
+            NetbackHarness.awaitIdle(vif, 3);
+            assertEquals(Netif.NET_RX_RING_SIZE, vif.stats().rxPackets.sum(), "no buffers, no more frames placed");
+            assertEquals(0, vif.stats().rxDropped.sum());
+            h.clockNs.addAndGet(TimeUnit.SECONDS.toNanos(10));
+            while (vif.stats().rxDropped.sum() == 0) {
+                assertTrue(System.nanoTime() < deadline, "the waiting frame was never dropped: " + vif.stats());
+                Thread.onSpinWait();
+            }
+            NetbackHarness.awaitIdle(vif, 3);
+            assertEquals(1, vif.stats().rxDropped.sum(), "only the frame that waited in netback");
+            List<RxPacket> rx = f.awaitRx(0, n - 1, NetbackHarness.WAIT);
+            int tag = 0;
+            for (RxPacket p : rx) {
+                if (tag == Netif.NET_RX_RING_SIZE) {
+                    tag++; // the dropped one
+                }
+                assertArrayEquals(udpToGuest(100, tag, 5000), p.frame(), "frame " + tag);
+                tag++;
+            }
+        }
+    }
+
     @Test
     void multiQueueServesEveryQueueAndKeepsFlowsTogether(SimulatedXen xen) throws Exception {
         try (NetbackHarness h = new NetbackHarness(xen)) {
