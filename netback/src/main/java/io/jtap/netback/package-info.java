@@ -6,6 +6,7 @@
  * ({@code VifQueue} per queue with its thread, {@code TxPath} guest to host, {@code RxPath} host to guest,
  * {@code CreditLimiter} for the {@code rate} node), sharing {@code VifDevice}. Data moves by batched grant copy only;
  * the only grants netback maps are the rings. The daemon wires it with
- * {@code NetbackService.start(platform, LinuxTap::open)}.
+ * {@code NetbackService.start(platform, LinuxTap::open)}; {@link io.jtap.netback.VifSwitch} as the TAP factory instead
+ * connects the daemon's guests to each other without a host bridge.
  */
 package io.jtap.netback;
