@@ -1,7 +1,5 @@
 package io.jtap.daemon;
 
-import io.jtap.blkback.BlkbackService;
-import io.jtap.formats.ImageFormats;
 import io.jtap.xen.XenPlatform;
 import io.jtap.xen.linux.LinuxXenPlatform;
 import io.jtap.xen.sim.SimulatedXen;
@@ -17,7 +15,6 @@ import java.util.concurrent.TimeUnit;
  * <ul>
  *   <li>{@code demo} — the main job without a hypervisor: runs on the embedded simulated Xen and reports what was
  *       served.</li>
- *   <li>{@code demo-blkback} — the block backend end to end on the simulated Xen ({@link BlkbackDemo}).</li>
  *   <li>{@code serve} — the block backend for every device the toolstack creates under this domain's
  *       {@code backend/<kind>}, until the process is stopped ({@link ServeOptions}).</li>
  * </ul>
@@ -45,8 +42,6 @@ public final class Main {
             switch (args[0]) {
                 case "demo":
                     return Demo.run(rest, out, err);
-                case "demo-blkback":
-                    return BlkbackDemo.run(rest, out);
                 case "serve":
                     return serve(ServeOptions.parse(Arrays.asList(rest)), out, stop);
                 default:
@@ -80,14 +75,14 @@ public final class Main {
             }
         }, "jtap-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
-        try (BlkbackService service = new BlkbackService(platform, options.kind(), options.config(),
-                ImageFormats.defaults(), options.workers())) {
-            service.start();
-            out.println("jtap serve: " + service.root() + " on " + platform.describe() + ", grants="
-                    + options.config().grantMode().name().toLowerCase(java.util.Locale.ROOT) + ", workers="
-                    + options.workers());
+        try (Backends backends = Backends.start(platform, options, simulated != null)) {
+            for (String line : backends.describe(platform, options)) {
+                out.println("jtap serve: " + line);
+            }
             stop.await();
-            out.println("jtap serve: stopping, devices=" + service.devices().size());
+            out.println("jtap serve: stopping, devices=" + (backends.blkback() == null ? 0
+                    : backends.blkback().devices().size()) + ", vifs=" + (backends.netback() == null ? 0
+                    : backends.netback().vifs().size()));
         } finally {
             if (simulated != null) {
                 simulated.close();
@@ -105,10 +100,11 @@ public final class Main {
     private static void usage(PrintStream s) {
         s.println("usage: jtap <command> [options]");
         s.println("commands:");
-        s.println("  demo [--requests=N]   run on the simulated Xen: a simulated guest's requests are served and reported");
-        s.println("  demo-blkback          the block backend end to end on the simulated Xen: raw and qcow2 disks,");
-        s.println("                        blkfront handshake, 1 MiB indirect writes and reads, verified");
-        s.println("  serve [options]       serve every block device under this domain's backend/<kind>; see below");
+        s.println("  demo [--disk-mib=N] [--frames=N] [--image=PATH]");
+        s.println("                        the main job on the simulated Xen: a guest gets a qcow2 disk and a NIC from");
+        s.println("                        jtap, does verified IO over both, and jtap reports what it served");
+        s.println("  serve [options]       serve every block and network device the toolstack creates for this");
+        s.println("                        domain (backend/<kind> and backend/vif) until stopped; see below");
         s.println(ServeOptions.USAGE);
     }
 }

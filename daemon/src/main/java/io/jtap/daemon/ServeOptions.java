@@ -15,10 +15,15 @@ import java.util.OptionalInt;
  * @param domid    the domain jtap runs in; empty = ask xenstore
  * @param workers  image IO worker threads
  * @param config   the block backend's tunables
+ * @param blk      whether to serve block devices ({@code backend/<kind>})
+ * @param net      how to serve network devices ({@code backend/vif}): "tap" (a TAP per vif, for the host's bridge or
+ *                 routing scripts), "switch" (an in-process switch between this daemon's vifs) or "off"
  */
-record ServeOptions(String xen, String kind, OptionalInt domid, int workers, BlkbackConfig config) {
+record ServeOptions(String xen, String kind, OptionalInt domid, int workers, BlkbackConfig config, boolean blk,
+                    String net) {
     static final String USAGE = String.join("\n",
             "usage: jtap serve [--xen=linux|simulated] [--backend-kind=vbd] [--domid=N] [--workers=N]",
+            "                  [--blk=on|off] [--net=tap|switch|off]",
             "                  [--grant-mode=persistent|map|copy] [--max-queues=N] [--max-ring-page-order=0..4]",
             "                  [--max-indirect-segments=N] [--max-persistent-grants=N] [--io-engine=io_uring|pool]");
 
@@ -28,6 +33,8 @@ record ServeOptions(String xen, String kind, OptionalInt domid, int workers, Blk
         OptionalInt domid = OptionalInt.empty();
         int workers = Math.max(2, Runtime.getRuntime().availableProcessors());
         BlkbackConfig config = BlkbackConfig.defaults();
+        boolean blk = true;
+        String net = "tap";
         for (String arg : args) {
             int eq = arg.indexOf('=');
             if (!arg.startsWith("--") || eq < 0) {
@@ -47,6 +54,18 @@ record ServeOptions(String xen, String kind, OptionalInt domid, int workers, Blk
                         throw new UsageException("bad --backend-kind: value=" + value + ", expected [A-Za-z0-9_-]+");
                     }
                     kind = value;
+                }
+                case "blk" -> {
+                    if (!value.equals("on") && !value.equals("off")) {
+                        throw new UsageException("bad --blk: value=" + value + ", expected on or off");
+                    }
+                    blk = value.equals("on");
+                }
+                case "net" -> {
+                    if (!value.equals("tap") && !value.equals("switch") && !value.equals("off")) {
+                        throw new UsageException("bad --net: value=" + value + ", expected tap, switch or off");
+                    }
+                    net = value;
                 }
                 case "domid" -> domid = OptionalInt.of(number(name, value, 0, 0x7fef));
                 case "workers" -> workers = number(name, value, 1, 256);
@@ -73,7 +92,10 @@ record ServeOptions(String xen, String kind, OptionalInt domid, int workers, Blk
                 default -> throw new UsageException("unknown option: --" + name);
             }
         }
-        return new ServeOptions(xen, kind, domid, workers, config);
+        if (!blk && net.equals("off")) {
+            throw new UsageException("nothing to serve: --blk=off and --net=off");
+        }
+        return new ServeOptions(xen, kind, domid, workers, config, blk, net);
     }
 
     private static int number(String name, String value, int min, int max) throws UsageException {

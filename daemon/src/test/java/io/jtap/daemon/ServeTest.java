@@ -37,6 +37,11 @@ class ServeTest {
         assertEquals(3, o.workers());
         assertEquals(7, o.domid().getAsInt());
         assertEquals("pool", o.config().ioEngine());
+        assertTrue(o.blk());
+        assertEquals("tap", o.net());
+        ServeOptions netOnly = ServeOptions.parse(List.of("--blk=off", "--net=switch"));
+        assertEquals(false, netOnly.blk());
+        assertEquals("switch", netOnly.net());
     }
 
     @ParameterizedTest
@@ -49,10 +54,19 @@ class ServeTest {
         "--frobnicate=1 | unknown option: --frobnicate",
         "--io-engine=aio | bad --io-engine: value=aio",
         "serve | expected --name=value: argument=serve",
+        "--net=bridge | bad --net: value=bridge, expected tap, switch or off",
+        "--blk=maybe | bad --blk: value=maybe, expected on or off",
     })
     void badOptionsSayWhatIsWrong(String arg, String message) {
         UsageException e = assertThrows(UsageException.class, () -> ServeOptions.parse(List.of(arg)));
         assertTrue(e.getMessage().contains(message), e.getMessage());
+    }
+
+    @Test
+    void servingNothingIsRefused() {
+        UsageException e = assertThrows(UsageException.class,
+                () -> ServeOptions.parse(List.of("--blk=off", "--net=off")));
+        assertTrue(e.getMessage().contains("nothing to serve"), e.getMessage());
     }
 
     @Test
@@ -73,19 +87,10 @@ class ServeTest {
             assertEquals(0, status.get(10, TimeUnit.SECONDS), err::toString);
             String text = out.toString(StandardCharsets.UTF_8);
             assertTrue(text.contains("/local/domain/0/backend/vbd on simulated Xen"), text);
-            assertTrue(text.contains("stopping, devices=0"), text);
+            assertTrue(text.contains("/local/domain/0/backend/vif on simulated Xen, domid=0, net=tap"), text);
+            assertTrue(text.contains("stopping, devices=0, vifs=0"), text);
         } finally {
             ex.shutdownNow();
         }
-    }
-
-    @Test
-    void blkbackDemoVerifiesItsData() {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int status = Main.run(new String[] {"demo-blkback"}, new PrintStream(out, true, StandardCharsets.UTF_8),
-                new PrintStream(err, true, StandardCharsets.UTF_8));
-        assertEquals(0, status, err::toString);
-        assertTrue(out.toString(StandardCharsets.UTF_8).contains("jtap demo-blkback: OK"), out::toString);
     }
 }
