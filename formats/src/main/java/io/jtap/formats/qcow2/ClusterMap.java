@@ -44,12 +44,8 @@ final class ClusterMap {
         ByteBuffer raw = ByteBuffer.allocate(Math.multiplyExact(l1Size, 8));
         file.read(raw, l1Offset);
         l1 = new long[l1Size];
-        long mask = (1L << clusterBits) - 1;
         for (int i = 0; i < l1Size; i++) {
             l1[i] = raw.getLong(i * 8);
-            if ((l1[i] & L1_RESERVED) != 0 || (l1[i] & L1_OFFSET_MASK & mask) != 0) {
-                throw new CorruptImageException("bad L1 entry: index=" + i + ", entry=0x" + Long.toHexString(l1[i]));
-            }
         }
     }
 
@@ -75,9 +71,17 @@ final class ClusterMap {
         return i < l1.length ? l1[(int) i] : 0;
     }
 
-    /** The L2 entry of guest cluster {@code guestCluster}. */
+    /**
+     * The L2 entry of guest cluster {@code guestCluster}. A bad L1 entry (reserved bits, unaligned) is reported when
+     * used, so that one damaged entry does not make the rest of the image unreadable (or uncheckable).
+     */
     Slot lookup(long guestCluster) throws IOException {
-        long l2 = l1Entry(guestCluster) & L1_OFFSET_MASK;
+        long entry = l1Entry(guestCluster);
+        long l2 = entry & L1_OFFSET_MASK;
+        if ((entry & L1_RESERVED) != 0 || (l2 & ((1L << clusterBits) - 1)) != 0) {
+            throw new CorruptImageException("bad L1 entry: index=" + guestCluster / l2Entries + ", entry=0x"
+                    + Long.toHexString(entry));
+        }
         if (l2 == 0) {
             return Slot.EMPTY;
         }

@@ -2,16 +2,19 @@ package io.jtap.formats.qcow2;
 
 import io.jtap.formats.BackingReference;
 import io.jtap.formats.BlockStatus;
+import io.jtap.formats.Checkable;
 import io.jtap.formats.CorruptImageException;
 import io.jtap.formats.Extent;
 import io.jtap.formats.HostFile;
 import io.jtap.formats.Image;
+import io.jtap.formats.ImageCheck;
 import io.jtap.formats.ImageFormat;
 import io.jtap.formats.OpenOptions;
 import io.jtap.formats.WriteMapping;
 import io.jtap.formats.internal.RangeCheck;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -32,9 +35,10 @@ import java.util.Optional;
  *
  * <p>Writable images are restricted to what jtap maintains fully: no internal snapshots, no extended L2 entries,
  * clean (no dirty bit: lazy-refcount images left dirty need {@code qemu-img check -r all} first), not marked corrupt.
- * Those open read-only. jtap itself keeps refcounts exact, so it never sets the dirty bit.
+ * Those open read-only, or writable for {@link #check} and repair only ({@link OpenOptions#check()}). jtap itself
+ * keeps refcounts exact, so it never sets the dirty bit.
  */
-public final class Qcow2Image implements Image {
+public final class Qcow2Image implements Image, Checkable {
     private enum DiscardMode { ADVISORY, ZEROES, FULL }
 
     private final Path path;
@@ -43,8 +47,13 @@ public final class Qcow2Image implements Image {
     private final boolean readOnly;
     private final int clusterBits;
     private final int clusterSize;
-    private final ClusterMap map;
-    private final RefcountTable refcounts;
+    private final long cacheBytes;
+    /** Replaced after a repair; guarded by {@link #lock}. */
+    private ClusterMap map;
+    /** Null when read-only, or when opened for check with a refcount structure too damaged to load. */
+    private RefcountTable refcounts;
+    /** Why writes are refused although the file is writable (opened for check); null when they are allowed. */
+    private volatile String writeRefusal;
     private final Image backing;
     private final Optional<BackingReference> backingRef;
     private final List<Qcow2Snapshot> snapshots;
@@ -55,7 +64,8 @@ public final class Qcow2Image implements Image {
     private boolean closed;
 
     private Qcow2Image(Path path, HostFile file, Qcow2Header header, boolean readOnly, ClusterMap map,
-                       RefcountTable refcounts, Image backing, List<Qcow2Snapshot> snapshots, long size) {
+                       RefcountTable refcounts, Image backing, List<Qcow2Snapshot> snapshots, long size,
+                       long cacheBytes, String writeRefusal) {
         this.path = path;
         this.file = file;
         this.header = header;
@@ -68,10 +78,18 @@ public final class Qcow2Image implements Image {
         this.backingRef = header.backingFile.map(n -> new BackingReference(n, header.backingFormat));
         this.snapshots = List.copyOf(snapshots);
         this.size = size;
-        if (refcounts != null) {
-            map.l2Cache().setBeforeWrite(() -> {
+        this.cacheBytes = cacheBytes;
+        this.writeRefusal = writeRefusal;
+        installCaches(map, refcounts);
+    }
+
+    private void installCaches(ClusterMap newMap, RefcountTable newRefcounts) {
+        this.map = newMap;
+        this.refcounts = newRefcounts;
+        if (newRefcounts != null) {
+            newMap.l2Cache().setBeforeWrite(() -> {
                 // Refcounts, and the data the L2 entries point to, are durable before any L2 table is written.
-                refcounts.flushBlocks();
+                newRefcounts.flushBlocks();
                 file.sync();
             });
         }
@@ -87,8 +105,8 @@ public final class Qcow2Image implements Image {
         Qcow2Header header = Qcow2Header.parse(cluster0.clear());
         List<Qcow2Snapshot> snapshots = Qcow2Snapshot.readTable(file, header);
         boolean readOnly = options.readOnly();
-        if (!readOnly) {
-            String refusal = writeRefusal(header);
+        String refusal = readOnly ? null : writeRefusal(header);
+        if (!readOnly && !options.check()) {
             if (refusal != null) {
                 throw new IOException("qcow2 image cannot be opened for writing: reason=" + refusal + ", path="
                         + path);
@@ -106,19 +124,30 @@ public final class Qcow2Image implements Image {
             l1Size = snap.l1Size();
             size = snap.diskSize() >= 0 ? snap.diskSize() : header.size;
         }
-        if (!readOnly && header.autoclear != 0) {
+        if (!readOnly && refusal == null && header.autoclear != 0) {
             // Autoclear features jtap does not maintain (persistent bitmaps) become invalid once it writes.
             file.write(ByteBuffer.allocate(8), Qcow2Header.OFFSET_AUTOCLEAR);
             file.sync();
             header.autoclear = 0;
         }
         ClusterMap map = new ClusterMap(file, header, l1Offset, l1Size, options.cacheBytes());
-        RefcountTable refcounts = readOnly ? null : new RefcountTable(file, header, options.cacheBytes());
+        RefcountTable refcounts = null;
+        if (!readOnly) {
+            try {
+                refcounts = new RefcountTable(file, header, options.cacheBytes());
+            } catch (CorruptImageException e) {
+                if (!options.check()) {
+                    throw e;
+                }
+                refusal = refusal != null ? refusal : "refcount structure damaged (" + e.getMessage() + ")";
+            }
+        }
         Image backing = null;
         if (header.backingFile.isPresent() && options.openBacking()) {
             backing = openBacking(path, header, options);
         }
-        return new Qcow2Image(path, file, header, readOnly, map, refcounts, backing, snapshots, size);
+        return new Qcow2Image(path, file, header, readOnly, map, refcounts, backing, snapshots, size,
+                options.cacheBytes(), refusal);
     }
 
     private static String writeRefusal(Qcow2Header h) {
@@ -385,6 +414,11 @@ public final class Qcow2Image implements Image {
 
     private void checkWritable() throws IOException {
         RangeCheck.checkWritable(readOnly, this);
+        String refusal = writeRefusal;
+        if (refusal != null) {
+            throw new IOException("qcow2 image opened for check refuses writes: reason=" + refusal + ", path="
+                    + path);
+        }
         CorruptImageException c = corrupt;
         if (c != null) {
             throw new CorruptImageException("image is marked corrupt, refusing writes: path=" + path + ", cause="
@@ -681,6 +715,9 @@ public final class Qcow2Image implements Image {
      * punch holes where clusters became free.
      */
     private void flushLocked() throws IOException {
+        if (refcounts == null) {
+            return;
+        }
         if (map.l2Cache().hasDirty()) {
             map.l2Cache().writeDirty();
         } else {
@@ -875,6 +912,70 @@ public final class Qcow2Image implements Image {
                 }
             }
         }
+    }
+
+    // ---------------------------------------------------------------- checking
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>qcow2: see {@link Qcow2Check}. After a repair that leaves no corruption and no check error the dirty and
+     * corrupt bits are cleared, the metadata caches are reloaded, and an image opened for check accepts writes
+     * unless it has features jtap only reads (snapshots, extended L2 entries). Fails while two-phase writes are
+     * pending.
+     */
+    @Override
+    public ImageCheck check(boolean repairLeaks, boolean repairAll) throws IOException {
+        boolean repair = repairLeaks || repairAll;
+        if (repair && readOnly) {
+            throw new AccessDeniedException(path.toString(), null, "image opened read-only: cannot repair");
+        }
+        synchronized (lock) {
+            if (closed) {
+                throw new IOException("image is closed: path=" + path);
+            }
+            if (!pending.isEmpty()) {
+                throw new IOException("cannot check while writes are pending: path=" + path + ", pending="
+                        + pending.size());
+            }
+            if (!readOnly && corrupt == null) {
+                flushLocked();
+            }
+            ImageCheck result = Qcow2Check.run(file, header, repairLeaks, repairAll);
+            if (repair) {
+                if (result.checkErrors() == 0 && result.corruptions() == 0
+                        && (header.incompatible & (Qcow2Header.INCOMPAT_DIRTY | Qcow2Header.INCOMPAT_CORRUPT)) != 0) {
+                    header.incompatible &= ~(Qcow2Header.INCOMPAT_DIRTY | Qcow2Header.INCOMPAT_CORRUPT);
+                    file.write(ByteBuffer.allocate(8).putLong(0, header.incompatible),
+                            Qcow2Header.OFFSET_INCOMPATIBLE);
+                    file.sync();
+                }
+                if (result.checkErrors() == 0 && result.corruptions() == 0) {
+                    corrupt = null;
+                }
+                reloadMetadata();
+            }
+            return result;
+        }
+    }
+
+    /** Under the lock, after a repair changed the file behind the caches: reads L1 and refcounts again. */
+    private void reloadMetadata() throws IOException {
+        ClusterMap newMap = new ClusterMap(file, header, header.l1TableOffset, header.l1Size, cacheBytes);
+        RefcountTable newRefcounts = null;
+        String refusal = writeRefusal(header);
+        try {
+            newRefcounts = new RefcountTable(file, header, cacheBytes);
+        } catch (CorruptImageException e) {
+            refusal = refusal != null ? refusal : "refcount structure damaged (" + e.getMessage() + ")";
+        }
+        installCaches(newMap, newRefcounts);
+        writeRefusal = refusal;
+    }
+
+    /** The host file, for tests that observe the write stream. */
+    HostFile hostFile() {
+        return file;
     }
 
     @Override

@@ -30,6 +30,11 @@ public record Qcow2Snapshot(String id, String name, long l1TableOffset, int l1Si
     static final int MAX_TABLE_BYTES = 64 << 20;
 
     static List<Qcow2Snapshot> readTable(HostFile file, Qcow2Header header) throws IOException {
+        return readTable(file, header, new long[1]);
+    }
+
+    /** Reads the table; {@code lengthOut[0]} receives its length in bytes (each entry padded to 8). */
+    static List<Qcow2Snapshot> readTable(HostFile file, Qcow2Header header, long[] lengthOut) throws IOException {
         List<Qcow2Snapshot> out = new ArrayList<>();
         long pos = header.snapshotsOffset;
         for (int i = 0; i < header.nbSnapshots; i++) {
@@ -58,6 +63,7 @@ public record Qcow2Snapshot(String id, String name, long l1TableOffset, int l1Si
             out.add(s);
             pos += (40L + extraSize + idSize + nameSize + 7) & ~7L;
         }
+        lengthOut[0] = pos - header.snapshotsOffset;
         return out;
     }
 }

@@ -92,6 +92,11 @@ final class RefcountTable {
     }
 
     private long read(ByteBuffer block, long index) {
+        return readEntry(block, index, refcountBits);
+    }
+
+    /** Entry {@code index} of a refcount block whose entries are {@code refcountBits} wide. */
+    static long readEntry(ByteBuffer block, long index, int refcountBits) {
         switch (refcountBits) {
             case 64:
                 return block.getLong((int) (index * 8));
@@ -108,6 +113,11 @@ final class RefcountTable {
     }
 
     private void write(ByteBuffer block, long index, long value) {
+        writeEntry(block, index, value, refcountBits);
+    }
+
+    /** Sets entry {@code index} of a refcount block whose entries are {@code refcountBits} wide. */
+    static void writeEntry(ByteBuffer block, long index, long value, int refcountBits) {
         switch (refcountBits) {
             case 64 -> block.putLong((int) (index * 8), value);
             case 32 -> block.putInt((int) (index * 4), (int) value);
