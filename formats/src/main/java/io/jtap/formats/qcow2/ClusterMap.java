@@ -30,6 +30,11 @@ final class ClusterMap {
     private final MetadataCache l2Cache;
     private long l1Offset;
     private long[] l1;
+    /** The L2 table offsets the L1 table held when loaded, sorted; plus those installed since. */
+    private long[] loadedL2Tables;
+    private final java.util.Set<Long> installedL2Tables = new java.util.HashSet<>();
+    /** The file length last seen; an L2 table beyond it is refreshed once, then reported. */
+    private long knownFileLength;
     private int dirtyL1From = Integer.MAX_VALUE;
     private int dirtyL1To = -1;
 
@@ -47,6 +52,15 @@ final class ClusterMap {
         for (int i = 0; i < l1Size; i++) {
             l1[i] = raw.getLong(i * 8);
         }
+        loadedL2Tables = java.util.Arrays.stream(l1).map(e -> e & L1_OFFSET_MASK).filter(o -> o != 0).sorted()
+                .toArray();
+        knownFileLength = file.size();
+    }
+
+    /** Whether the host cluster at {@code hostOffset} is an L2 table of this L1 (for the overlap check). */
+    boolean isL2Table(long hostOffset) {
+        return java.util.Arrays.binarySearch(loadedL2Tables, hostOffset) >= 0
+                || installedL2Tables.contains(hostOffset);
     }
 
     MetadataCache l2Cache() {
@@ -85,6 +99,14 @@ final class ClusterMap {
         if (l2 == 0) {
             return Slot.EMPTY;
         }
+        if (l2 + (1L << clusterBits) > knownFileLength && !l2Cache.contains(l2)) {
+            knownFileLength = file.size();
+            // jtap and QEMU write an L2 table before the L1 entry that points to it: beyond the end it is garbage
+            if (l2 + (1L << clusterBits) > knownFileLength) {
+                throw new CorruptImageException("L2 table beyond the end of the file: index="
+                        + guestCluster / l2Entries + ", l2_offset=" + l2 + ", file_length=" + knownFileLength);
+            }
+        }
         MetadataCache.Table t = l2Cache.get(l2);
         int at = (int) (guestCluster % l2Entries) * entryBytes;
         return new Slot(t.data.getLong(at), extendedL2 ? t.data.getLong(at + 8) : 0);
@@ -117,6 +139,7 @@ final class ClusterMap {
     void installL2(long guestCluster, long hostOffset) throws IOException {
         int i = (int) (guestCluster / l2Entries);
         l2Cache.create(hostOffset);
+        installedL2Tables.add(hostOffset);
         l1[i] = hostOffset | L2Entry.COPIED;
         dirtyL1From = Math.min(dirtyL1From, i);
         dirtyL1To = Math.max(dirtyL1To, i);

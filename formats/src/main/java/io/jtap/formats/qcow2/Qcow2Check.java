@@ -36,10 +36,8 @@ import java.util.TreeMap;
  * {@code int} per host cluster of the file, plus one table at a time.
  */
 final class Qcow2Check {
-    /** QEMU's QCOW_MAX_L1_SIZE: an L1 table of more than 32 MiB is corrupt. */
-    static final long MAX_L1_BYTES = 32L << 20;
-    /** QEMU's QCOW_MAX_REFTABLE_SIZE: a refcount table of more than 8 MiB is corrupt. */
-    static final long MAX_REFTABLE_BYTES = 8L << 20;
+    private static final long MAX_L1_BYTES = Qcow2Header.MAX_L1_BYTES;
+    private static final long MAX_REFTABLE_BYTES = Qcow2Header.MAX_REFTABLE_BYTES;
     private static final int MAX_MESSAGES = 1000;
     private static final long REFT_RESERVED = 0x1ffL;
 
@@ -383,7 +381,7 @@ final class Qcow2Check {
             if (offset == 0) {
                 continue;
             }
-            if (cluster >= (fileLength + clusterSize - 1) >> clusterBits) {
+            if (offset < 0 || cluster >= (fileLength + clusterSize - 1) >> clusterBits) {
                 say("ERROR refcount block " + i + " is outside image");
                 corruptions++;
                 rebuild = true;
@@ -441,7 +439,7 @@ final class Qcow2Check {
                 return null;
             }
             long entry = table[(int) index];
-            if ((entry & REFT_RESERVED) != 0 || (entry & (clusterSize - 1)) != 0) {
+            if ((entry & REFT_RESERVED) != 0 || (entry & (clusterSize - 1)) != 0 || entry < 0) {
                 return null;
             }
             if (index == currentIndex) {

@@ -87,12 +87,19 @@ public final class Qcow2Image implements Image, Checkable {
         this.map = newMap;
         this.refcounts = newRefcounts;
         if (newRefcounts != null) {
+            newRefcounts.setOtherMetadata(offset -> isMetadataCluster(offset));
             newMap.l2Cache().setBeforeWrite(() -> {
                 // Refcounts, and the data the L2 entries point to, are durable before any L2 table is written.
                 newRefcounts.flushBlocks();
                 file.sync();
             });
         }
+    }
+
+    /** Whether a host cluster holds the active L1 table or one of its L2 tables (under the lock). */
+    private boolean isMetadataCluster(long offset) {
+        long l1End = map.l1Offset() + map.l1Size() * 8L;
+        return offset + clusterSize > map.l1Offset() && offset < l1End || map.isL2Table(offset);
     }
 
     /** Opens the image in {@code file} (taking ownership of it) and its backing chain. */
@@ -103,6 +110,7 @@ public final class Qcow2Image implements Image, Checkable {
         ByteBuffer cluster0 = ByteBuffer.allocate(1 << bits);
         file.read(cluster0, 0);
         Qcow2Header header = Qcow2Header.parse(cluster0.clear());
+        header.validateAgainstFile(file.size());
         List<Qcow2Snapshot> snapshots = Qcow2Snapshot.readTable(file, header);
         boolean readOnly = options.readOnly();
         String refusal = readOnly ? null : writeRefusal(header);
@@ -123,6 +131,11 @@ public final class Qcow2Image implements Image, Checkable {
             l1Offset = snap.l1TableOffset();
             l1Size = snap.l1Size();
             size = snap.diskSize() >= 0 ? snap.diskSize() : header.size;
+            if (l1Size > 0 && l1Offset < header.clusterSize() || l1Offset > file.size() - l1Size * 8L
+                    || snap.diskSize() < -1) {
+                throw new CorruptImageException("bad snapshot: snapshot=" + want + ", l1_table_offset=" + l1Offset
+                        + ", l1_size=" + l1Size + ", disk_size=" + snap.diskSize() + ", file_length=" + file.size());
+            }
         }
         if (!readOnly && refusal == null && header.autoclear != 0) {
             // Autoclear features jtap does not maintain (persistent bitmaps) become invalid once it writes.
@@ -169,7 +182,13 @@ public final class Qcow2Image implements Image, Checkable {
     private static Image openBacking(Path path, Qcow2Header header, OpenOptions options) throws IOException {
         BackingReference ref = new BackingReference(header.backingFile.get(), header.backingFormat);
         Path self = path.toRealPath();
-        Path target = ref.resolveAgainst(self);
+        Path target;
+        try {
+            target = ref.resolveAgainst(self);
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new CorruptImageException("bad backing file name: backing_file=" + ref.name() + ", cause="
+                    + e.getMessage(), e);
+        }
         Path real = target.toRealPath();
         if (real.equals(self) || options.chain().contains(real)) {
             throw new IOException("backing chain loop: image=" + self + ", backing=" + real + ", chain="

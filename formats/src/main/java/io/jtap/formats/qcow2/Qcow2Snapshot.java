@@ -56,7 +56,8 @@ public record Qcow2Snapshot(String id, String name, long l1TableOffset, int l1Si
             Qcow2Snapshot s = new Qcow2Snapshot(new String(id, StandardCharsets.UTF_8),
                     new String(name, StandardCharsets.UTF_8), fixed.getLong(0), fixed.getInt(8), diskSize,
                     fixed.getInt(16) & 0xffffffffL);
-            if ((s.l1TableOffset & (header.clusterSize() - 1)) != 0 || s.l1Size < 0) {
+            if ((s.l1TableOffset & (header.clusterSize() - 1)) != 0 || s.l1TableOffset < 0 || s.l1Size < 0
+                    || s.l1Size > Qcow2Header.MAX_L1_BYTES / 8) {
                 throw new CorruptImageException("bad snapshot L1 table: index=" + i + ", l1_table_offset="
                         + s.l1TableOffset + ", l1_size=" + s.l1Size);
             }
