@@ -3,6 +3,7 @@ package io.jtap.formats.qcow2;
 import io.jtap.formats.BackingReference;
 import io.jtap.formats.BlockStatus;
 import io.jtap.formats.Checkable;
+import io.jtap.formats.CompressedWrites;
 import io.jtap.formats.CorruptImageException;
 import io.jtap.formats.Extent;
 import io.jtap.formats.HostFile;
@@ -38,7 +39,7 @@ import java.util.Optional;
  * Those open read-only, or writable for {@link #check} and repair only ({@link OpenOptions#check()}). jtap itself
  * keeps refcounts exact, so it never sets the dirty bit.
  */
-public final class Qcow2Image implements Image, Checkable {
+public final class Qcow2Image implements Image, Checkable, CompressedWrites {
     private enum DiscardMode { ADVISORY, ZEROES, FULL }
 
     private final Path path;
@@ -54,6 +55,12 @@ public final class Qcow2Image implements Image, Checkable {
     private RefcountTable refcounts;
     /** Why writes are refused although the file is writable (opened for check); null when they are allowed. */
     private volatile String writeRefusal;
+    /**
+     * Host byte offset where the next compressed cluster may be packed, in a host cluster that earlier compressed
+     * clusters share (one refcount per compressed cluster in it, as QEMU counts); 0 to start a new host cluster.
+     * Reset whenever refcounts may have dropped, so it never points into a cluster that was freed and reused.
+     */
+    private long compressedTail;
     private final Image backing;
     private final Optional<BackingReference> backingRef;
     private final List<Qcow2Snapshot> snapshots;
@@ -748,6 +755,7 @@ public final class Qcow2Image implements Image, Checkable {
         }
         file.sync();
         if (refcounts.hasDeferredFrees()) {
+            compressedTail = 0;
             List<Long> freed = refcounts.applyDeferredFrees();
             refcounts.flushBlocks();
             file.sync();
@@ -990,6 +998,72 @@ public final class Qcow2Image implements Image, Checkable {
         }
         installCaches(newMap, newRefcounts);
         writeRefusal = refusal;
+        compressedTail = 0;
+    }
+
+    // ---------------------------------------------------------------- compressed writes
+
+    @Override
+    public int compressionUnit() {
+        return clusterSize;
+    }
+
+    /** {@inheritDoc} qcow2: the image's compression type (deflate with a 4 KiB window, or zstd). */
+    @Override
+    public Optional<ByteBuffer> compress(ByteBuffer unit) throws IOException {
+        if (unit.remaining() > clusterSize) {
+            throw new IllegalArgumentException("more than one cluster: length=" + unit.remaining()
+                    + ", cluster_size=" + clusterSize);
+        }
+        return Optional.ofNullable(CompressedCluster.compress(header.compressionType, clusterSize, unit));
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>qcow2: packs the data after the previous compressed cluster when it fits in that host cluster, else starts
+     * a new one; the old contents of the guest cluster are released once the new entry is durable. The data is
+     * written under the metadata lock (this is the converter's path, not the guest's).
+     */
+    @Override
+    public void writeCompressedData(long offset, ByteBuffer compressed) throws IOException {
+        checkWritable();
+        int length = compressed.remaining();
+        if (offset < 0 || offset >= size || (offset & (clusterSize - 1)) != 0 || length <= 0
+                || length >= clusterSize) {
+            throw new IllegalArgumentException("bad compressed write: offset=" + offset + ", length=" + length
+                    + ", cluster_size=" + clusterSize + ", size=" + size);
+        }
+        long g = offset >> clusterBits;
+        synchronized (lock) {
+            checkWritable();
+            try {
+                if (pending.containsKey(g)) {
+                    throw new IOException("compressed write over a cluster with a write in flight: offset=" + offset);
+                }
+                long old = map.lookup(g).entry();
+                ensureL2(g);
+                long host = allocateCompressedBytes(length);
+                file.write(compressed.duplicate(), host);
+                map.set(g, CompressedCluster.entry(host, length, clusterBits));
+                releaseOld(old);
+            } catch (CorruptImageException e) {
+                throw markCorrupt(e);
+            }
+        }
+    }
+
+    /** Under the lock: {@code length} (< cluster size) bytes for compressed data, refcounted per user. */
+    private long allocateCompressedBytes(int length) throws IOException {
+        long tail = compressedTail;
+        if (tail != 0 && length <= clusterSize - (tail & (clusterSize - 1))) {
+            refcounts.update(tail >> clusterBits, 1, 1);
+            compressedTail = ((tail + length) & (clusterSize - 1)) == 0 ? 0 : tail + length;
+            return tail;
+        }
+        long host = refcounts.allocate(1);
+        compressedTail = host + length;
+        return host;
     }
 
     /** The host file, for tests that observe the write stream. */
