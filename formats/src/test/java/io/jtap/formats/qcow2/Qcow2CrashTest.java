@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import io.jtap.formats.Checkable;
+import io.jtap.formats.CompressedWrites;
 import io.jtap.formats.CreateOptions;
 import io.jtap.formats.HostFile;
 import io.jtap.formats.Image;
@@ -29,7 +30,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Crash consistency, proven by enumeration: a seeded workload (allocating and partial-cluster writes over a backing
- * file, discards, zero writes, a resize that moves the L1 table, refcount table growth, flushes) runs against a
+ * file, discards, zero writes, compressed clusters packed into shared host clusters and overwritten, a resize that
+ * moves the L1 table, refcount table growth, flushes) runs against a
  * qcow2 image while a {@link HostFile.WriteObserver} records every write, zeroing and sync the qcow2 layer issues.
  * Then, for every prefix of that stream (a crash at that point), and again for every prefix with the writes issued
  * since the last sync reduced to a random subset of their sectors in random order (what a disk may have kept, torn
@@ -175,6 +177,17 @@ class Qcow2CrashTest {
                     begin(rec, opRanges, off, len);
                     image.discard(off, len);
                     image.read(off, ByteBuffer.wrap(model, (int) off, len));
+                } else if (kind < 90) {
+                    // compressed clusters, packed several to a host cluster; later writes copy-on-write from them
+                    long at = off / 512 * 512;
+                    int n = (int) Math.min(8, (modelSize - at) / 512);
+                    begin(rec, opRanges, at, n * 512L);
+                    for (int i = 0; i < n; i++) {
+                        byte[] cluster = new byte[512];
+                        SelfDescribingData.fill(cluster, 0, 512, at + i * 512L, op + 2);
+                        ((CompressedWrites) image).writeCompressed(at + i * 512L, ByteBuffer.wrap(cluster));
+                        System.arraycopy(cluster, 0, model, (int) at + i * 512, 512);
+                    }
                 } else {
                     image.flush();
                     rec.events.add(new Event(Event.Kind.FLUSHED, 0, modelSize, null, false, flushedModels.size()));

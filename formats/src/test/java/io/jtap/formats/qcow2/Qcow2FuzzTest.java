@@ -121,12 +121,12 @@ class Qcow2FuzzTest {
         seeds.put("qemu-backed", Files.readAllBytes(backed));
 
         ImageFormat qcow2 = ImageFormats.defaults().get("qcow2");
-        String[][] jtap = {{"jtap-v3-4k", "1.1", "4096", "16"}, {"jtap-v2-512", "0.10", "512", "16"},
-            {"jtap-v3-1k-refcount8", "1.1", "1024", "8"}};
+        String[][] jtap = {{"jtap-v3-4k", "1.1", "4096", "16", "zlib"}, {"jtap-v2-512", "0.10", "512", "16", "zlib"},
+            {"jtap-v3-1k-refcount8", "1.1", "1024", "8", "zlib"}, {"jtap-v3-4k-zstd", "1.1", "4096", "16", "zstd"}};
         for (String[] j : jtap) {
             Path img = dir.resolve(j[0] + ".qcow2");
             qcow2.create(img, CreateOptions.ofSize(1 << 20).with("compat", j[1]).with("cluster_size", j[2])
-                    .with("refcount_bits", j[3]));
+                    .with("refcount_bits", j[3]).with("compression_type", j[4]));
             try (Image image = qcow2.open(img, OpenOptions.defaults())) {
                 for (int i = 0; i < 20; i++) {
                     long off = rnd.nextInt(1 << 20);
@@ -134,6 +134,14 @@ class Qcow2FuzzTest {
                     image.write(off, SelfDescribingData.buffer(off, len, i + 2));
                 }
                 image.discard(0, 65536);
+                // compressed clusters too (deflate or zstd, packed)
+                int cs = Integer.parseInt(j[2]);
+                for (int i = 0; i < 12; i++) {
+                    long off = (long) rnd.nextInt((1 << 20) / cs) * cs;
+                    byte[] cluster = new byte[cs];
+                    SelfDescribingData.fill(cluster, 0, cs, off, 50 + i);
+                    ((io.jtap.formats.CompressedWrites) image).writeCompressed(off, ByteBuffer.wrap(cluster));
+                }
             }
             seeds.put(j[0], Files.readAllBytes(img));
         }
