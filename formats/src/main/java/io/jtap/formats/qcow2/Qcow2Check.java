@@ -40,6 +40,14 @@ final class Qcow2Check {
     private static final long MAX_REFTABLE_BYTES = Qcow2Header.MAX_REFTABLE_BYTES;
     private static final int MAX_MESSAGES = 1000;
     private static final long REFT_RESERVED = 0x1ffL;
+    /** QEMU's L2E_STD_RESERVED_MASK: bits 1-8 and 56-61 of a standard (not compressed) L2 entry. */
+    private static final long L2_STD_RESERVED = 0x3f000000000001feL;
+    /** The bitmaps extension and the autoclear bit that says its bitmaps are consistent (qcow2.txt, "Bitmaps"). */
+    private static final int EXT_BITMAPS = 0x23852875;
+    private static final long AUTOCLEAR_BITMAPS = 1L;
+    /** QEMU's QCOW2_MAX_BITMAP_DIRECTORY_SIZE. */
+    private static final long MAX_BITMAP_DIRECTORY_BYTES = 64L << 20;
+    private static final long BITMAP_ENTRY_OFFSET_MASK = 0x00fffffffffffe00L;
 
     private final HostFile file;
     private final Qcow2Header header;
@@ -214,6 +222,7 @@ final class Qcow2Check {
             }
             reference(header.snapshotsOffset, length[0]);
         }
+        checkBitmaps();
         if (includeRefcountStructure) {
             long tableBytes = (long) header.refcountTableClusters * clusterSize;
             reference(header.refcountTableOffset, tableBytes);
@@ -222,6 +231,72 @@ final class Qcow2Check {
                 oldStructure.add(c);
             }
             checkRefcountBlocks();
+        }
+    }
+
+    /**
+     * Persistent dirty bitmaps (QEMU: qcow2_check_bitmaps_refcounts): the directory, each bitmap table and its data
+     * clusters. Only when the autoclear bit says the bitmaps are consistent; otherwise QEMU ignores them too (and
+     * their clusters are leaks).
+     */
+    private void checkBitmaps() throws IOException {
+        if ((header.autoclear & AUTOCLEAR_BITMAPS) == 0) {
+            return;
+        }
+        for (Qcow2Header.Extension ext : header.extensions) {
+            if (ext.type() != EXT_BITMAPS || ext.data().length < 24) {
+                continue;
+            }
+            ByteBuffer e = ByteBuffer.wrap(ext.data());
+            long nbBitmaps = e.getInt(0) & 0xffffffffL;
+            long dirSize = e.getLong(8);
+            long dirOffset = e.getLong(16);
+            if (dirSize < 0 || dirSize > MAX_BITMAP_DIRECTORY_BYTES || dirOffset < 0 || dirOffset > fileLength
+                    || dirSize > fileLength - dirOffset) {
+                say("ERROR bitmap directory out of range: offset=0x" + Long.toHexString(dirOffset) + " size="
+                        + dirSize);
+                corruptions++;
+                continue;
+            }
+            reference(dirOffset, dirSize);
+            ByteBuffer dir = ByteBuffer.allocate((int) dirSize);
+            file.read(dir, dirOffset);
+            int pos = 0;
+            for (long i = 0; i < nbBitmaps; i++) {
+                if (pos + 24 > dirSize) {
+                    say("ERROR bitmap directory truncated: bitmap=" + i);
+                    corruptions++;
+                    break;
+                }
+                long tableOffset = dir.getLong(pos);
+                long tableSize = dir.getInt(pos + 8) & 0xffffffffL;
+                int nameSize = dir.getShort(pos + 18) & 0xffff;
+                long extraSize = dir.getInt(pos + 20) & 0xffffffffL;
+                reference(tableOffset, tableSize * 8);
+                if (tableOffset < 0 || tableOffset > fileLength || tableSize * 8 > fileLength - tableOffset) {
+                    say("ERROR bitmap table out of range: bitmap=" + i + " offset=0x" + Long.toHexString(tableOffset));
+                    corruptions++;
+                } else {
+                    ByteBuffer table = ByteBuffer.allocate((int) (tableSize * 8));
+                    file.read(table, tableOffset);
+                    for (int k = 0; k < tableSize; k++) {
+                        long entry = table.getLong(k * 8);
+                        long offset = entry & BITMAP_ENTRY_OFFSET_MASK;
+                        if ((entry & ~BITMAP_ENTRY_OFFSET_MASK & ~1L) != 0 || (offset & (clusterSize - 1)) != 0
+                                || offset != 0 && (entry & 1) != 0) {
+                            say("ERROR bitmap table entry corrupted: bitmap=" + i + " entry=0x"
+                                    + Long.toHexString(entry));
+                            corruptions++;
+                            continue;
+                        }
+                        reference(offset, offset == 0 ? 0 : clusterSize);
+                    }
+                }
+                pos += (int) ((24 + extraSize + nameSize + 7) & ~7L);
+                if (pos < 0 || pos > dirSize) {
+                    break;
+                }
+            }
         }
     }
 
@@ -296,6 +371,10 @@ final class Qcow2Check {
             long entry = table.getLong(i * entryBytes);
             long bitmap = extendedL2 ? table.getLong(i * entryBytes + 8) : 0;
             L2Entry.Type type = L2Entry.type(entry, header.version);
+            if (type != L2Entry.Type.COMPRESSED && (entry & L2_STD_RESERVED) != 0) {
+                say("ERROR found l2 entry with reserved bits set: " + Long.toHexString(entry));
+                corruptions++;
+            }
             if (extendedL2 && type == L2Entry.Type.ZERO) {
                 // With subclusters, bit 0 is not a zero flag: the bitmap says what reads as zeros.
                 type = L2Entry.hostOffset(entry) == 0 ? L2Entry.Type.UNALLOCATED : L2Entry.Type.NORMAL;
@@ -335,11 +414,6 @@ final class Qcow2Check {
                         say("ERROR offset=" + Long.toHexString(offset) + ": "
                                 + (type == L2Entry.Type.ZERO ? "Preallocated" : "Data")
                                 + " cluster is not properly aligned; L2 entry corrupted.");
-                        corruptions++;
-                    }
-                    if (!extendedL2 && header.version >= 3 && (entry & L2Entry.NORMAL_RESERVED) != 0) {
-                        say("ERROR offset=" + Long.toHexString(offset) + ": L2 entry has reserved bits set: entry=0x"
-                                + Long.toHexString(entry));
                         corruptions++;
                     }
                     if (active) {

@@ -114,6 +114,11 @@ class Qcow2FuzzTest {
         run("qemu-img", "snapshot", "-c", "one", snap.toString());
         run("qemu-io", "-f", "qcow2", "-c", "write -P 0x41 0 20000", snap.toString());
         seeds.put("qemu-snapshots", Files.readAllBytes(snap));
+        Path bitmaps = dir.resolve("qemu-bitmaps.qcow2");
+        run("qemu-img", "create", "-f", "qcow2", "-o", "cluster_size=4096", bitmaps.toString(), "1M");
+        run("qemu-img", "bitmap", "--add", bitmaps.toString(), "b0");
+        run("qemu-io", "-f", "qcow2", "-c", "write -P 0x43 0 30000", bitmaps.toString());
+        seeds.put("qemu-bitmaps", Files.readAllBytes(bitmaps));
         Path backed = dir.resolve("qemu-backed.qcow2");
         run("qemu-img", "create", "-f", "qcow2", "-o", "cluster_size=4096", "-b", "base.raw", "-F", "raw",
                 backed.toString(), "1M");
