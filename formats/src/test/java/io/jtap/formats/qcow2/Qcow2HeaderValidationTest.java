@@ -49,7 +49,7 @@ class Qcow2HeaderValidationTest {
         "encryption                         | 32  | 4 | 1                   | crypt_method=1",
         "extension length overrunning       | 116 | 4 | 100000              | length=100000",
         "backing name in the fixed header   | 8   | 8 | 16                  | backing_file_offset=16",
-        "backing name offset huge           | 8   | 8 | -9223372036854775800 | backing_file_offset=-9223372036854775800",
+        "backing name offset huge | 8   | 8 | -9223372036854775800 | backing_file_offset=-9223372036854775800",
     })
     void badFieldIsNamed(String what, int offset, int width, long value, String expected) throws Exception {
         Path img = dir.resolve("bad.qcow2");
