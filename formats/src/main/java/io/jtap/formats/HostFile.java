@@ -40,6 +40,29 @@ public final class HostFile implements AutoCloseable {
     private final boolean blockDevice;
     private final int alignment;
     private final AtomicBoolean closed = new AtomicBoolean();
+    private volatile WriteObserver observer;
+
+    /**
+     * Sees every change made through this object's own methods, in issue order: the seam crash-consistency tests
+     * record the write stream through. Not called for IO a caller does on {@link #channel()} or {@link #fd()}
+     * directly. Calls come from the changing thread in issue order: a write just before it starts, a zeroing once it
+     * has succeeded, {@link #synced()} once the sync has completed. An observer must not keep the buffer.
+     */
+    public interface WriteObserver {
+        /** {@code data} (a read-only view, position to limit) is about to be written at {@code position}. */
+        void written(long position, ByteBuffer data);
+
+        /** The range is about to read as zeros; {@code keepSize} false means the file may grow to cover it. */
+        void zeroed(long position, long length, boolean keepSize);
+
+        /** Everything issued before has become durable. */
+        void synced();
+    }
+
+    /** Installs (or, with null, removes) the observer. One at a time. */
+    public void observe(WriteObserver value) {
+        this.observer = value;
+    }
 
     private HostFile(Path path, FileChannel channel, int fd, IOException fdFailure, boolean writable, boolean direct,
                      boolean blockDevice, int alignment) {
@@ -183,6 +206,10 @@ public final class HostFile implements AutoCloseable {
             bouncedWrite(src, position);
             return;
         }
+        WriteObserver o = observer;
+        if (o != null) {
+            o.written(position, src.asReadOnlyBuffer());
+        }
         long pos = position;
         while (src.hasRemaining()) {
             pos += channel.write(src, pos);
@@ -229,6 +256,10 @@ public final class HostFile implements AutoCloseable {
     /** {@code fdatasync}: data and the metadata needed to find it are durable on return. */
     public void sync() throws IOException {
         channel.force(false);
+        WriteObserver o = observer;
+        if (o != null) {
+            o.synced();
+        }
     }
 
     /**
@@ -236,12 +267,12 @@ public final class HostFile implements AutoCloseable {
      * as zeros. Returns false, changing nothing, when the file system, device or binding cannot.
      */
     public boolean punchHole(long offset, long length) throws IOException {
-        return fallocate(LibC.FALLOC_FL_PUNCH_HOLE | LibC.FALLOC_FL_KEEP_SIZE, offset, length);
+        return fallocate(LibC.FALLOC_FL_PUNCH_HOLE | LibC.FALLOC_FL_KEEP_SIZE, offset, length, true);
     }
 
     /** Zeroes the range without writing data ({@code FALLOC_FL_ZERO_RANGE}); false when unsupported. */
     public boolean zeroRange(long offset, long length) throws IOException {
-        return fallocate(LibC.FALLOC_FL_ZERO_RANGE | LibC.FALLOC_FL_KEEP_SIZE, offset, length);
+        return fallocate(LibC.FALLOC_FL_ZERO_RANGE | LibC.FALLOC_FL_KEEP_SIZE, offset, length, true);
     }
 
     /**
@@ -249,7 +280,7 @@ public final class HostFile implements AutoCloseable {
      * {@code FALLOC_FL_ZERO_RANGE} without {@code KEEP_SIZE}, else by writing zeros.
      */
     public void zeroFill(long offset, long length) throws IOException {
-        if (length == 0 || fallocate(LibC.FALLOC_FL_ZERO_RANGE, offset, length)) {
+        if (length == 0 || fallocate(LibC.FALLOC_FL_ZERO_RANGE, offset, length, false)) {
             return;
         }
         int chunk = (int) Math.min(length, 1 << 20);
@@ -265,15 +296,36 @@ public final class HostFile implements AutoCloseable {
 
     /** Allocates the range ({@code fallocate} mode 0), growing the file; false when unsupported. */
     public boolean allocate(long offset, long length) throws IOException {
-        return fallocate(0, offset, length);
+        if (fd < 0 || length == 0) {
+            return length == 0;
+        }
+        // Mode 0 changes no contents; an observer sees it as zeros past the old end of file only.
+        long end = size();
+        WriteObserver o = observer;
+        if (o != null && offset + length > end) {
+            o.zeroed(Math.max(offset, end), offset + length - Math.max(offset, end), false);
+        }
+        try {
+            NativeFiles.fallocate(fd, 0, offset, length);
+            return true;
+        } catch (NativeFiles.ErrnoException e) {
+            if (e.isUnsupported()) {
+                return false;
+            }
+            throw e;
+        }
     }
 
-    private boolean fallocate(int mode, long offset, long length) throws IOException {
+    private boolean fallocate(int mode, long offset, long length, boolean keepSize) throws IOException {
         if (fd < 0 || length == 0) {
             return length == 0;
         }
         try {
             NativeFiles.fallocate(fd, mode, offset, length);
+            WriteObserver o = observer;
+            if (o != null) {
+                o.zeroed(offset, length, keepSize);
+            }
             return true;
         } catch (NativeFiles.ErrnoException e) {
             if (e.isUnsupported()) {

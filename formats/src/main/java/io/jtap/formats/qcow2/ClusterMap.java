@@ -30,6 +30,11 @@ final class ClusterMap {
     private final MetadataCache l2Cache;
     private long l1Offset;
     private long[] l1;
+    /** The L2 table offsets the L1 table held when loaded, sorted; plus those installed since. */
+    private long[] loadedL2Tables;
+    private final java.util.Set<Long> installedL2Tables = new java.util.HashSet<>();
+    /** The file length last seen; an L2 table beyond it is refreshed once, then reported. */
+    private long knownFileLength;
     private int dirtyL1From = Integer.MAX_VALUE;
     private int dirtyL1To = -1;
 
@@ -44,13 +49,18 @@ final class ClusterMap {
         ByteBuffer raw = ByteBuffer.allocate(Math.multiplyExact(l1Size, 8));
         file.read(raw, l1Offset);
         l1 = new long[l1Size];
-        long mask = (1L << clusterBits) - 1;
         for (int i = 0; i < l1Size; i++) {
             l1[i] = raw.getLong(i * 8);
-            if ((l1[i] & L1_RESERVED) != 0 || (l1[i] & L1_OFFSET_MASK & mask) != 0) {
-                throw new CorruptImageException("bad L1 entry: index=" + i + ", entry=0x" + Long.toHexString(l1[i]));
-            }
         }
+        loadedL2Tables = java.util.Arrays.stream(l1).map(e -> e & L1_OFFSET_MASK).filter(o -> o != 0).sorted()
+                .toArray();
+        knownFileLength = file.size();
+    }
+
+    /** Whether the host cluster at {@code hostOffset} is an L2 table of this L1 (for the overlap check). */
+    boolean isL2Table(long hostOffset) {
+        return java.util.Arrays.binarySearch(loadedL2Tables, hostOffset) >= 0
+                || installedL2Tables.contains(hostOffset);
     }
 
     MetadataCache l2Cache() {
@@ -75,11 +85,27 @@ final class ClusterMap {
         return i < l1.length ? l1[(int) i] : 0;
     }
 
-    /** The L2 entry of guest cluster {@code guestCluster}. */
+    /**
+     * The L2 entry of guest cluster {@code guestCluster}. A bad L1 entry (reserved bits, unaligned) is reported when
+     * used, so that one damaged entry does not make the rest of the image unreadable (or uncheckable).
+     */
     Slot lookup(long guestCluster) throws IOException {
-        long l2 = l1Entry(guestCluster) & L1_OFFSET_MASK;
+        long entry = l1Entry(guestCluster);
+        long l2 = entry & L1_OFFSET_MASK;
+        if ((entry & L1_RESERVED) != 0 || (l2 & ((1L << clusterBits) - 1)) != 0) {
+            throw new CorruptImageException("bad L1 entry: index=" + guestCluster / l2Entries + ", entry=0x"
+                    + Long.toHexString(entry));
+        }
         if (l2 == 0) {
             return Slot.EMPTY;
+        }
+        if (l2 + (1L << clusterBits) > knownFileLength && !l2Cache.contains(l2)) {
+            knownFileLength = file.size();
+            // jtap and QEMU write an L2 table before the L1 entry that points to it: beyond the end it is garbage
+            if (l2 + (1L << clusterBits) > knownFileLength) {
+                throw new CorruptImageException("L2 table beyond the end of the file: index="
+                        + guestCluster / l2Entries + ", l2_offset=" + l2 + ", file_length=" + knownFileLength);
+            }
         }
         MetadataCache.Table t = l2Cache.get(l2);
         int at = (int) (guestCluster % l2Entries) * entryBytes;
@@ -113,6 +139,7 @@ final class ClusterMap {
     void installL2(long guestCluster, long hostOffset) throws IOException {
         int i = (int) (guestCluster / l2Entries);
         l2Cache.create(hostOffset);
+        installedL2Tables.add(hostOffset);
         l1[i] = hostOffset | L2Entry.COPIED;
         dirtyL1From = Math.min(dirtyL1From, i);
         dirtyL1To = Math.max(dirtyL1To, i);

@@ -90,6 +90,10 @@ final class MetadataCache {
         tables.remove(offset);
     }
 
+    boolean contains(long offset) {
+        return tables.containsKey(offset);
+    }
+
     boolean hasDirty() {
         for (Table t : tables.values()) {
             if (t.dirty) {

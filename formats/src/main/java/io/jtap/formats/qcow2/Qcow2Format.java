@@ -19,11 +19,11 @@ import java.util.Set;
  * The qcow2 format plugin. Creates images laid out as QEMU does: header cluster, refcount table, refcount blocks,
  * L1 table; options follow {@code qemu-img create -o}: {@code compat} (0.10/v2 or 1.1/v3, default 1.1),
  * {@code cluster_size} (512 B .. 2 MiB, default 64 KiB), {@code refcount_bits} (1..64, default 16; 16 for v2),
- * {@code lazy_refcounts} (on/off, v3).
+ * {@code lazy_refcounts} (on/off, v3), {@code compression_type} (zlib or zstd, v3; for compressed clusters).
  */
 public final class Qcow2Format implements ImageFormat {
     private static final Set<String> KNOWN_OPTIONS = Set.of("compat", "cluster_size", "refcount_bits",
-            "lazy_refcounts");
+            "lazy_refcounts", "compression_type");
     private static final int DEFAULT_CLUSTER_SIZE = 64 * 1024;
 
     @Override
@@ -88,7 +88,16 @@ public final class Qcow2Format implements ImageFormat {
             throw new IOException("lazy_refcounts needs compat=1.1");
         }
 
+        String compression = o.getOrDefault("compression_type", "zlib");
+        if (!compression.equals("zlib") && !(compression.equals("zstd") && version == 3)) {
+            throw new IOException("bad compression_type: compression_type=" + compression + ", compat=" + compat);
+        }
+
         Qcow2Header h = new Qcow2Header();
+        if (compression.equals("zstd")) {
+            h.compressionType = CompressedCluster.ZSTD;
+            h.incompatible |= Qcow2Header.INCOMPAT_COMPRESSION;
+        }
         h.version = version;
         h.clusterBits = clusterBits;
         h.size = options.size();

@@ -54,6 +54,12 @@ final class Qcow2Header {
     static final int MAX_CLUSTER_BITS = 21;
     /** QEMU refuses backing file names longer than this. */
     static final int MAX_BACKING_NAME = 1023;
+    /** QEMU's QCOW_MAX_L1_SIZE: an L1 table of more than 32 MiB is refused (it would cover 2^62 bytes). */
+    static final long MAX_L1_BYTES = 32L << 20;
+    /** QEMU's QCOW_MAX_REFTABLE_SIZE: a refcount table of more than 8 MiB is refused. */
+    static final long MAX_REFTABLE_BYTES = 8L << 20;
+    /** QEMU's QCOW_MAX_SNAPSHOTS. */
+    static final int MAX_SNAPSHOTS = 65536;
 
     /** An extension as found in the file: type and payload (without padding). */
     record Extension(int type, byte[] data) {
@@ -140,16 +146,73 @@ final class Qcow2Header {
         h.validate();
         h.parseExtensions(b);
         if (h.backingFileOffset != 0) {
-            if (h.backingFileSize <= 0 || h.backingFileSize > MAX_BACKING_NAME
-                    || h.backingFileOffset + h.backingFileSize > h.clusterSize()) {
+            int fixedEnd = h.version == 2 ? V2_LENGTH : h.headerLength;
+            if (h.backingFileSize <= 0 || h.backingFileSize > MAX_BACKING_NAME || h.backingFileOffset < fixedEnd
+                    || h.backingFileOffset > h.clusterSize() - h.backingFileSize) {
                 throw new CorruptImageException("bad backing file name location: backing_file_offset="
                         + h.backingFileOffset + ", backing_file_size=" + h.backingFileSize);
             }
             byte[] name = new byte[h.backingFileSize];
             b.get((int) h.backingFileOffset, name);
+            for (byte c : name) {
+                if (c == 0) {
+                    throw new CorruptImageException("bad backing file name: contains NUL, backing_file_offset="
+                            + h.backingFileOffset + ", backing_file_size=" + h.backingFileSize);
+                }
+            }
             h.backingFile = Optional.of(new String(name, StandardCharsets.UTF_8));
         }
         return h;
+    }
+
+    /**
+     * Checks the header against the file it came from: every table inside the file, none overlapping the header
+     * or another, sizes within the limits that bound jtap's memory. Messages name the field and its value.
+     */
+    void validateAgainstFile(long fileLength) throws IOException {
+        int fixed = version == 2 ? V2_LENGTH : headerLength;
+        if (fileLength < fixed) {
+            throw new CorruptImageException("truncated qcow2 image: file_length=" + fileLength + ", header_length="
+                    + fixed);
+        }
+        long l1Bytes = l1Size * 8L;
+        long reftableBytes = (long) refcountTableClusters << clusterBits;
+        if (reftableBytes > MAX_REFTABLE_BYTES) {
+            throw new CorruptImageException("refcount table too large: refcount_table_clusters="
+                    + refcountTableClusters + ", max_bytes=" + MAX_REFTABLE_BYTES);
+        }
+        checkTable("refcount_table_offset", refcountTableOffset, reftableBytes, fileLength);
+        checkTable("l1_table_offset", l1TableOffset, l1Bytes, fileLength);
+        if (l1Bytes > 0 && overlaps(l1TableOffset, l1Bytes, refcountTableOffset, reftableBytes)) {
+            throw new CorruptImageException("L1 table overlaps the refcount table: l1_table_offset=" + l1TableOffset
+                    + ", l1_size=" + l1Size + ", refcount_table_offset=" + refcountTableOffset
+                    + ", refcount_table_clusters=" + refcountTableClusters);
+        }
+        if (nbSnapshots > MAX_SNAPSHOTS) {
+            throw new CorruptImageException("too many snapshots: nb_snapshots=" + nbSnapshots + ", max="
+                    + MAX_SNAPSHOTS);
+        }
+        if (nbSnapshots > 0) {
+            // at least the fixed part of one entry per snapshot
+            checkTable("snapshots_offset", snapshotsOffset, nbSnapshots * 40L, fileLength);
+        }
+    }
+
+    private void checkTable(String field, long offset, long bytes, long fileLength) throws IOException {
+        if (bytes == 0) {
+            return;
+        }
+        if (offset < clusterSize()) {
+            throw new CorruptImageException("table overlaps the header: " + field + "=" + offset);
+        }
+        if (offset > fileLength || bytes > fileLength - offset) {
+            throw new CorruptImageException("table beyond the end of the file: " + field + "=" + offset
+                    + ", table_bytes=" + bytes + ", file_length=" + fileLength);
+        }
+    }
+
+    private static boolean overlaps(long a, long aLength, long b, long bLength) {
+        return a < b + bLength && b < a + aLength;
     }
 
     private void validate() throws IOException {
@@ -170,13 +233,29 @@ final class Qcow2Header {
             throw new IOException("unsupported compression type: compression_type=" + compressionType);
         }
         long mask = clusterSize() - 1;
-        if ((l1TableOffset & mask) != 0 || (refcountTableOffset & mask) != 0 || (snapshotsOffset & mask) != 0) {
-            throw new CorruptImageException("metadata not cluster-aligned: l1_table_offset=" + l1TableOffset
-                    + ", refcount_table_offset=" + refcountTableOffset + ", snapshots_offset=" + snapshotsOffset);
+        if ((l1TableOffset & mask) != 0 || l1TableOffset < 0) {
+            throw new CorruptImageException("L1 table not cluster-aligned: l1_table_offset=" + l1TableOffset);
         }
-        if (size < 0 || l1Size < 0 || refcountTableClusters <= 0 || nbSnapshots < 0) {
-            throw new CorruptImageException("bad header field: size=" + size + ", l1_size=" + l1Size
-                    + ", refcount_table_clusters=" + refcountTableClusters + ", nb_snapshots=" + nbSnapshots);
+        if ((refcountTableOffset & mask) != 0 || refcountTableOffset < 0) {
+            throw new CorruptImageException("refcount table not cluster-aligned: refcount_table_offset="
+                    + refcountTableOffset);
+        }
+        if ((snapshotsOffset & mask) != 0 || snapshotsOffset < 0) {
+            throw new CorruptImageException("snapshot table not cluster-aligned: snapshots_offset="
+                    + snapshotsOffset);
+        }
+        if (size < 0) {
+            throw new CorruptImageException("bad virtual size: size=" + size);
+        }
+        if (l1Size < 0 || l1Size > MAX_L1_BYTES / 8) {
+            throw new CorruptImageException("bad L1 table size: l1_size=" + l1Size + ", max=" + MAX_L1_BYTES / 8);
+        }
+        if (refcountTableClusters <= 0) {
+            throw new CorruptImageException("bad refcount table size: refcount_table_clusters="
+                    + refcountTableClusters);
+        }
+        if (nbSnapshots < 0) {
+            throw new CorruptImageException("bad snapshot count: nb_snapshots=" + nbSnapshots);
         }
         if (extendedL2() && clusterBits < 14) {
             throw new CorruptImageException("extended L2 entries need clusters of 16 KiB or more: cluster_bits="
@@ -223,7 +302,8 @@ final class Qcow2Header {
     /** The L1 entries a disk of {@code size} bytes needs. */
     static long l1EntriesFor(long size, int clusterBits, boolean extendedL2) {
         long perL2 = (long) l2Entries(clusterBits, extendedL2) << clusterBits;
-        return (size + perL2 - 1) / perL2;
+        // no (size + perL2 - 1): a corrupt size near Long.MAX_VALUE would overflow and pass the L1 size check
+        return size / perL2 + (size % perL2 == 0 ? 0 : 1);
     }
 
     /**

@@ -2,16 +2,20 @@ package io.jtap.formats.qcow2;
 
 import io.jtap.formats.BackingReference;
 import io.jtap.formats.BlockStatus;
+import io.jtap.formats.Checkable;
+import io.jtap.formats.CompressedWrites;
 import io.jtap.formats.CorruptImageException;
 import io.jtap.formats.Extent;
 import io.jtap.formats.HostFile;
 import io.jtap.formats.Image;
+import io.jtap.formats.ImageCheck;
 import io.jtap.formats.ImageFormat;
 import io.jtap.formats.OpenOptions;
 import io.jtap.formats.WriteMapping;
 import io.jtap.formats.internal.RangeCheck;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -32,9 +36,10 @@ import java.util.Optional;
  *
  * <p>Writable images are restricted to what jtap maintains fully: no internal snapshots, no extended L2 entries,
  * clean (no dirty bit: lazy-refcount images left dirty need {@code qemu-img check -r all} first), not marked corrupt.
- * Those open read-only. jtap itself keeps refcounts exact, so it never sets the dirty bit.
+ * Those open read-only, or writable for {@link #check} and repair only ({@link OpenOptions#check()}). jtap itself
+ * keeps refcounts exact, so it never sets the dirty bit.
  */
-public final class Qcow2Image implements Image {
+public final class Qcow2Image implements Image, Checkable, CompressedWrites {
     private enum DiscardMode { ADVISORY, ZEROES, FULL }
 
     private final Path path;
@@ -43,8 +48,19 @@ public final class Qcow2Image implements Image {
     private final boolean readOnly;
     private final int clusterBits;
     private final int clusterSize;
-    private final ClusterMap map;
-    private final RefcountTable refcounts;
+    private final long cacheBytes;
+    /** Replaced after a repair; guarded by {@link #lock}. */
+    private ClusterMap map;
+    /** Null when read-only, or when opened for check with a refcount structure too damaged to load. */
+    private RefcountTable refcounts;
+    /** Why writes are refused although the file is writable (opened for check); null when they are allowed. */
+    private volatile String writeRefusal;
+    /**
+     * Host byte offset where the next compressed cluster may be packed, in a host cluster that earlier compressed
+     * clusters share (one refcount per compressed cluster in it, as QEMU counts); 0 to start a new host cluster.
+     * Reset whenever refcounts may have dropped, so it never points into a cluster that was freed and reused.
+     */
+    private long compressedTail;
     private final Image backing;
     private final Optional<BackingReference> backingRef;
     private final List<Qcow2Snapshot> snapshots;
@@ -55,7 +71,8 @@ public final class Qcow2Image implements Image {
     private boolean closed;
 
     private Qcow2Image(Path path, HostFile file, Qcow2Header header, boolean readOnly, ClusterMap map,
-                       RefcountTable refcounts, Image backing, List<Qcow2Snapshot> snapshots, long size) {
+                       RefcountTable refcounts, Image backing, List<Qcow2Snapshot> snapshots, long size,
+                       long cacheBytes, String writeRefusal) {
         this.path = path;
         this.file = file;
         this.header = header;
@@ -68,13 +85,28 @@ public final class Qcow2Image implements Image {
         this.backingRef = header.backingFile.map(n -> new BackingReference(n, header.backingFormat));
         this.snapshots = List.copyOf(snapshots);
         this.size = size;
-        if (refcounts != null) {
-            map.l2Cache().setBeforeWrite(() -> {
+        this.cacheBytes = cacheBytes;
+        this.writeRefusal = writeRefusal;
+        installCaches(map, refcounts);
+    }
+
+    private void installCaches(ClusterMap newMap, RefcountTable newRefcounts) {
+        this.map = newMap;
+        this.refcounts = newRefcounts;
+        if (newRefcounts != null) {
+            newRefcounts.setOtherMetadata(offset -> isMetadataCluster(offset));
+            newMap.l2Cache().setBeforeWrite(() -> {
                 // Refcounts, and the data the L2 entries point to, are durable before any L2 table is written.
-                refcounts.flushBlocks();
+                newRefcounts.flushBlocks();
                 file.sync();
             });
         }
+    }
+
+    /** Whether a host cluster holds the active L1 table or one of its L2 tables (under the lock). */
+    private boolean isMetadataCluster(long offset) {
+        long l1End = map.l1Offset() + map.l1Size() * 8L;
+        return offset + clusterSize > map.l1Offset() && offset < l1End || map.isL2Table(offset);
     }
 
     /** Opens the image in {@code file} (taking ownership of it) and its backing chain. */
@@ -85,10 +117,11 @@ public final class Qcow2Image implements Image {
         ByteBuffer cluster0 = ByteBuffer.allocate(1 << bits);
         file.read(cluster0, 0);
         Qcow2Header header = Qcow2Header.parse(cluster0.clear());
+        header.validateAgainstFile(file.size());
         List<Qcow2Snapshot> snapshots = Qcow2Snapshot.readTable(file, header);
         boolean readOnly = options.readOnly();
-        if (!readOnly) {
-            String refusal = writeRefusal(header);
+        String refusal = readOnly ? null : writeRefusal(header);
+        if (!readOnly && !options.check()) {
             if (refusal != null) {
                 throw new IOException("qcow2 image cannot be opened for writing: reason=" + refusal + ", path="
                         + path);
@@ -105,20 +138,36 @@ public final class Qcow2Image implements Image {
             l1Offset = snap.l1TableOffset();
             l1Size = snap.l1Size();
             size = snap.diskSize() >= 0 ? snap.diskSize() : header.size;
+            if (l1Size > 0 && l1Offset < header.clusterSize() || l1Offset > file.size() - l1Size * 8L
+                    || snap.diskSize() < -1) {
+                throw new CorruptImageException("bad snapshot: snapshot=" + want + ", l1_table_offset=" + l1Offset
+                        + ", l1_size=" + l1Size + ", disk_size=" + snap.diskSize() + ", file_length=" + file.size());
+            }
         }
-        if (!readOnly && header.autoclear != 0) {
+        if (!readOnly && refusal == null && header.autoclear != 0) {
             // Autoclear features jtap does not maintain (persistent bitmaps) become invalid once it writes.
             file.write(ByteBuffer.allocate(8), Qcow2Header.OFFSET_AUTOCLEAR);
             file.sync();
             header.autoclear = 0;
         }
         ClusterMap map = new ClusterMap(file, header, l1Offset, l1Size, options.cacheBytes());
-        RefcountTable refcounts = readOnly ? null : new RefcountTable(file, header, options.cacheBytes());
+        RefcountTable refcounts = null;
+        if (!readOnly) {
+            try {
+                refcounts = new RefcountTable(file, header, options.cacheBytes());
+            } catch (CorruptImageException e) {
+                if (!options.check()) {
+                    throw e;
+                }
+                refusal = refusal != null ? refusal : "refcount structure damaged (" + e.getMessage() + ")";
+            }
+        }
         Image backing = null;
         if (header.backingFile.isPresent() && options.openBacking()) {
             backing = openBacking(path, header, options);
         }
-        return new Qcow2Image(path, file, header, readOnly, map, refcounts, backing, snapshots, size);
+        return new Qcow2Image(path, file, header, readOnly, map, refcounts, backing, snapshots, size,
+                options.cacheBytes(), refusal);
     }
 
     private static String writeRefusal(Qcow2Header h) {
@@ -140,7 +189,13 @@ public final class Qcow2Image implements Image {
     private static Image openBacking(Path path, Qcow2Header header, OpenOptions options) throws IOException {
         BackingReference ref = new BackingReference(header.backingFile.get(), header.backingFormat);
         Path self = path.toRealPath();
-        Path target = ref.resolveAgainst(self);
+        Path target;
+        try {
+            target = ref.resolveAgainst(self);
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new CorruptImageException("bad backing file name: backing_file=" + ref.name() + ", cause="
+                    + e.getMessage(), e);
+        }
         Path real = target.toRealPath();
         if (real.equals(self) || options.chain().contains(real)) {
             throw new IOException("backing chain loop: image=" + self + ", backing=" + real + ", chain="
@@ -385,6 +440,11 @@ public final class Qcow2Image implements Image {
 
     private void checkWritable() throws IOException {
         RangeCheck.checkWritable(readOnly, this);
+        String refusal = writeRefusal;
+        if (refusal != null) {
+            throw new IOException("qcow2 image opened for check refuses writes: reason=" + refusal + ", path="
+                    + path);
+        }
         CorruptImageException c = corrupt;
         if (c != null) {
             throw new CorruptImageException("image is marked corrupt, refusing writes: path=" + path + ", cause="
@@ -681,6 +741,9 @@ public final class Qcow2Image implements Image {
      * punch holes where clusters became free.
      */
     private void flushLocked() throws IOException {
+        if (refcounts == null) {
+            return;
+        }
         if (map.l2Cache().hasDirty()) {
             map.l2Cache().writeDirty();
         } else {
@@ -692,6 +755,7 @@ public final class Qcow2Image implements Image {
         }
         file.sync();
         if (refcounts.hasDeferredFrees()) {
+            compressedTail = 0;
             List<Long> freed = refcounts.applyDeferredFrees();
             refcounts.flushBlocks();
             file.sync();
@@ -883,6 +947,136 @@ public final class Qcow2Image implements Image {
                 }
             }
         }
+    }
+
+    // ---------------------------------------------------------------- checking
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>qcow2: see {@link Qcow2Check}. After a repair that leaves no corruption and no check error the dirty and
+     * corrupt bits are cleared, the metadata caches are reloaded, and an image opened for check accepts writes
+     * unless it has features jtap only reads (snapshots, extended L2 entries). Fails while two-phase writes are
+     * pending.
+     */
+    @Override
+    public ImageCheck check(boolean repairLeaks, boolean repairAll) throws IOException {
+        boolean repair = repairLeaks || repairAll;
+        if (repair && readOnly) {
+            throw new AccessDeniedException(path.toString(), null, "image opened read-only: cannot repair");
+        }
+        synchronized (lock) {
+            if (closed) {
+                throw new IOException("image is closed: path=" + path);
+            }
+            if (!pending.isEmpty()) {
+                throw new IOException("cannot check while writes are pending: path=" + path + ", pending="
+                        + pending.size());
+            }
+            if (!readOnly && corrupt == null) {
+                flushLocked();
+            }
+            ImageCheck result = Qcow2Check.run(file, header, repairLeaks, repairAll);
+            if (repair) {
+                if (result.checkErrors() == 0 && result.corruptions() == 0
+                        && (header.incompatible & (Qcow2Header.INCOMPAT_DIRTY | Qcow2Header.INCOMPAT_CORRUPT)) != 0) {
+                    header.incompatible &= ~(Qcow2Header.INCOMPAT_DIRTY | Qcow2Header.INCOMPAT_CORRUPT);
+                    file.write(ByteBuffer.allocate(8).putLong(0, header.incompatible),
+                            Qcow2Header.OFFSET_INCOMPATIBLE);
+                    file.sync();
+                }
+                if (result.checkErrors() == 0 && result.corruptions() == 0) {
+                    corrupt = null;
+                }
+                reloadMetadata();
+            }
+            return result;
+        }
+    }
+
+    /** Under the lock, after a repair changed the file behind the caches: reads L1 and refcounts again. */
+    private void reloadMetadata() throws IOException {
+        ClusterMap newMap = new ClusterMap(file, header, header.l1TableOffset, header.l1Size, cacheBytes);
+        RefcountTable newRefcounts = null;
+        String refusal = writeRefusal(header);
+        try {
+            newRefcounts = new RefcountTable(file, header, cacheBytes);
+        } catch (CorruptImageException e) {
+            refusal = refusal != null ? refusal : "refcount structure damaged (" + e.getMessage() + ")";
+        }
+        installCaches(newMap, newRefcounts);
+        writeRefusal = refusal;
+        compressedTail = 0;
+    }
+
+    // ---------------------------------------------------------------- compressed writes
+
+    @Override
+    public int compressionUnit() {
+        return clusterSize;
+    }
+
+    /** {@inheritDoc} qcow2: the image's compression type (deflate with a 4 KiB window, or zstd). */
+    @Override
+    public Optional<ByteBuffer> compress(ByteBuffer unit) throws IOException {
+        if (unit.remaining() > clusterSize) {
+            throw new IllegalArgumentException("more than one cluster: length=" + unit.remaining()
+                    + ", cluster_size=" + clusterSize);
+        }
+        return Optional.ofNullable(CompressedCluster.compress(header.compressionType, clusterSize, unit));
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>qcow2: packs the data after the previous compressed cluster when it fits in that host cluster, else starts
+     * a new one; the old contents of the guest cluster are released once the new entry is durable. The data is
+     * written under the metadata lock (this is the converter's path, not the guest's).
+     */
+    @Override
+    public void writeCompressedData(long offset, ByteBuffer compressed) throws IOException {
+        checkWritable();
+        int length = compressed.remaining();
+        if (offset < 0 || offset >= size || (offset & (clusterSize - 1)) != 0 || length <= 0
+                || length >= clusterSize) {
+            throw new IllegalArgumentException("bad compressed write: offset=" + offset + ", length=" + length
+                    + ", cluster_size=" + clusterSize + ", size=" + size);
+        }
+        long g = offset >> clusterBits;
+        synchronized (lock) {
+            checkWritable();
+            try {
+                if (pending.containsKey(g)) {
+                    throw new IOException("compressed write over a cluster with a write in flight: offset=" + offset);
+                }
+                long old = map.lookup(g).entry();
+                ensureL2(g);
+                long host = allocateCompressedBytes(length);
+                file.write(compressed.duplicate(), host);
+                map.set(g, CompressedCluster.entry(host, length, clusterBits));
+                releaseOld(old);
+            } catch (CorruptImageException e) {
+                throw markCorrupt(e);
+            }
+        }
+    }
+
+    /** Under the lock: {@code length} (< cluster size) bytes for compressed data, refcounted per user. */
+    private long allocateCompressedBytes(int length) throws IOException {
+        long tail = compressedTail;
+        if (tail != 0 && length <= clusterSize - (tail & (clusterSize - 1))) {
+            refcounts.update(tail >> clusterBits, 1, 1);
+            compressedTail = ((tail + length) & (clusterSize - 1)) == 0 ? 0 : tail + length;
+            return tail;
+        }
+        long host = refcounts.allocate(1);
+        compressedTail = host + length;
+        return host;
+    }
+
+    /** The host file, for tests that observe the write stream. */
+    HostFile hostFile() {
+        return file;
     }
 
     @Override

@@ -30,6 +30,11 @@ public record Qcow2Snapshot(String id, String name, long l1TableOffset, int l1Si
     static final int MAX_TABLE_BYTES = 64 << 20;
 
     static List<Qcow2Snapshot> readTable(HostFile file, Qcow2Header header) throws IOException {
+        return readTable(file, header, new long[1]);
+    }
+
+    /** Reads the table; {@code lengthOut[0]} receives its length in bytes (each entry padded to 8). */
+    static List<Qcow2Snapshot> readTable(HostFile file, Qcow2Header header, long[] lengthOut) throws IOException {
         List<Qcow2Snapshot> out = new ArrayList<>();
         long pos = header.snapshotsOffset;
         for (int i = 0; i < header.nbSnapshots; i++) {
@@ -51,13 +56,15 @@ public record Qcow2Snapshot(String id, String name, long l1TableOffset, int l1Si
             Qcow2Snapshot s = new Qcow2Snapshot(new String(id, StandardCharsets.UTF_8),
                     new String(name, StandardCharsets.UTF_8), fixed.getLong(0), fixed.getInt(8), diskSize,
                     fixed.getInt(16) & 0xffffffffL);
-            if ((s.l1TableOffset & (header.clusterSize() - 1)) != 0 || s.l1Size < 0) {
+            if ((s.l1TableOffset & (header.clusterSize() - 1)) != 0 || s.l1TableOffset < 0 || s.l1Size < 0
+                    || s.l1Size > Qcow2Header.MAX_L1_BYTES / 8) {
                 throw new CorruptImageException("bad snapshot L1 table: index=" + i + ", l1_table_offset="
                         + s.l1TableOffset + ", l1_size=" + s.l1Size);
             }
             out.add(s);
             pos += (40L + extraSize + idSize + nameSize + 7) & ~7L;
         }
+        lengthOut[0] = pos - header.snapshotsOffset;
         return out;
     }
 }

@@ -37,6 +37,9 @@ final class RefcountTable {
     private long freeHint;
     private long endCluster;
     private final List<long[]> deferred = new ArrayList<>();
+    private final java.util.Set<Long> blockOffsets = new java.util.HashSet<>();
+    /** Says whether a host offset holds other live metadata (header, L1, L2 tables); see {@link #allocate}. */
+    private java.util.function.LongPredicate otherMetadata = o -> false;
 
     RefcountTable(HostFile file, Qcow2Header header, long cacheBytes) throws IOException {
         this.file = file;
@@ -47,15 +50,24 @@ final class RefcountTable {
         this.maxRefcount = refcountBits == 64 ? Long.MAX_VALUE : (1L << refcountBits) - 1;
         this.entriesPerBlock = (long) clusterSize * 8 / refcountBits;
         this.blocks = new MetadataCache(file, clusterSize, cacheBytes);
+        long fileLength = file.size();
         int entries = Math.toIntExact((long) header.refcountTableClusters * clusterSize / 8);
         ByteBuffer raw = ByteBuffer.allocate(entries * 8);
         file.read(raw, header.refcountTableOffset);
         table = new long[entries];
         for (int i = 0; i < entries; i++) {
             table[i] = raw.getLong(i * 8);
-            if ((table[i] & ~TABLE_OFFSET_MASK) != 0 || (table[i] & (clusterSize - 1)) != 0) {
+            if ((table[i] & ~TABLE_OFFSET_MASK) != 0 || (table[i] & (clusterSize - 1)) != 0 || table[i] < 0) {
                 throw new CorruptImageException("refcount block not cluster-aligned: index=" + i + ", entry=0x"
                         + Long.toHexString(table[i]));
+            }
+            if (table[i] != 0 && table[i] > fileLength - clusterSize) {
+                // jtap and QEMU write a refcount block before the table entry that points to it
+                throw new CorruptImageException("refcount block beyond the end of the file: index=" + i
+                        + ", offset=" + table[i] + ", file_length=" + fileLength);
+            }
+            if (table[i] != 0) {
+                blockOffsets.add(table[i]);
             }
         }
         endCluster = Math.max((file.size() + clusterSize - 1) >> clusterBits, highestUsedCluster() + 1);
@@ -76,6 +88,25 @@ final class RefcountTable {
         return -1;
     }
 
+    /**
+     * Installs the overlap check (QEMU: {@code qcow2_pre_write_overlap_check}): a cluster handed out by
+     * {@link #allocate} must not be live metadata. With consistent refcounts it never is; with a refcount wrongly
+     * zero it would be overwritten, so allocation reports corruption instead.
+     */
+    void setOtherMetadata(java.util.function.LongPredicate value) {
+        this.otherMetadata = value;
+    }
+
+    private void checkNotMetadata(long cluster) throws IOException {
+        long offset = cluster << clusterBits;
+        long tableEnd = header.refcountTableOffset + ((long) header.refcountTableClusters << clusterBits);
+        if (offset < clusterSize || blockOffsets.contains(offset)
+                || offset >= header.refcountTableOffset && offset < tableEnd || otherMetadata.test(offset)) {
+            throw new CorruptImageException("refcount of in-use metadata is 0, refusing to allocate it: cluster="
+                    + cluster + ", offset=" + offset);
+        }
+    }
+
     /** Clusters at or past this index are free and past the end of the file. */
     long endCluster() {
         return endCluster;
@@ -92,6 +123,11 @@ final class RefcountTable {
     }
 
     private long read(ByteBuffer block, long index) {
+        return readEntry(block, index, refcountBits);
+    }
+
+    /** Entry {@code index} of a refcount block whose entries are {@code refcountBits} wide. */
+    static long readEntry(ByteBuffer block, long index, int refcountBits) {
         switch (refcountBits) {
             case 64:
                 return block.getLong((int) (index * 8));
@@ -108,6 +144,11 @@ final class RefcountTable {
     }
 
     private void write(ByteBuffer block, long index, long value) {
+        writeEntry(block, index, value, refcountBits);
+    }
+
+    /** Sets entry {@code index} of a refcount block whose entries are {@code refcountBits} wide. */
+    static void writeEntry(ByteBuffer block, long index, long value, int refcountBits) {
         switch (refcountBits) {
             case 64 -> block.putLong((int) (index * 8), value);
             case 32 -> block.putInt((int) (index * 4), (int) value);
@@ -167,6 +208,9 @@ final class RefcountTable {
             }
             if (stillFree) {
                 for (long c = start; c < start + count; c++) {
+                    checkNotMetadata(c);
+                }
+                for (long c = start; c < start + count; c++) {
                     set(c, 1);
                 }
                 endCluster = Math.max(endCluster, start + count);
@@ -205,6 +249,7 @@ final class RefcountTable {
             return;
         }
         long b = findFree(1);
+        checkNotMetadata(b);
         ByteBuffer block = ByteBuffer.allocate(clusterSize);
         if (b / entriesPerBlock == bi) {
             write(block, b % entriesPerBlock, 1);
@@ -222,6 +267,7 @@ final class RefcountTable {
         file.write(block.duplicate().clear(), b << clusterBits);
         file.sync();
         table[(int) bi] = b << clusterBits;
+        blockOffsets.add(table[(int) bi]);
         ByteBuffer entry = ByteBuffer.allocate(8).putLong(0, table[(int) bi]);
         file.write(entry, header.refcountTableOffset + bi * 8);
         blocks.putClean(b << clusterBits, block);
@@ -271,6 +317,7 @@ final class RefcountTable {
         List<ByteBuffer> newBlockData = new ArrayList<>();
         for (long bi : blockIndexes) {
             grown[(int) bi] = (blockCluster++) << clusterBits;
+            blockOffsets.add(grown[(int) bi]);
             newBlockData.add(ByteBuffer.allocate(clusterSize));
         }
         for (long c = start; c < end; c++) {

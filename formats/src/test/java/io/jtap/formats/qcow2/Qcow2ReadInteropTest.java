@@ -54,7 +54,11 @@ class Qcow2ReadInteropTest {
                 Arguments.of("v3-compressed-64k", "compat=1.1,cluster_size=65536", true, 8 * MIB),
                 Arguments.of("v3-compressed-4k", "compat=1.1,cluster_size=4096", true, 4 * MIB),
                 Arguments.of("v3-compressed-2m", "compat=1.1,cluster_size=2097152", true, 16 * MIB),
-                Arguments.of("v2-compressed", "compat=0.10", true, 8 * MIB));
+                Arguments.of("v2-compressed", "compat=0.10", true, 8 * MIB),
+                Arguments.of("v3-zstd-64k", "compat=1.1,compression_type=zstd", true, 8 * MIB),
+                Arguments.of("v3-zstd-4k", "compat=1.1,compression_type=zstd,cluster_size=4096", true, 4 * MIB),
+                Arguments.of("v3-zstd-2m", "compat=1.1,compression_type=zstd,cluster_size=2097152", true,
+                        16 * MIB));
     }
 
     /** A raw source with holes, whole data regions and partial ones (self-describing, tag 1). */
