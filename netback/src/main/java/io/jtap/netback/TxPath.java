@@ -57,6 +57,7 @@ final class TxPath implements AutoCloseable {
     private static final int FRAME_BUFFER_BYTES = 1 << 20;
 
     private final VifDevice vif;
+    private final int queueIndex;
     private final BackRing ring;
     private final GrantTable grants;
     private final CreditLimiter limiter;
@@ -83,8 +84,9 @@ final class TxPath implements AutoCloseable {
     private final int[] fragSize = new int[FATAL_SKB_SLOTS + 1];
     private boolean rateLimited;
 
-    TxPath(VifDevice vif, BackRing ring, GrantTable grants, CreditLimiter limiter) {
+    TxPath(VifDevice vif, int queueIndex, BackRing ring, GrantTable grants, CreditLimiter limiter) {
         this.vif = vif;
+        this.queueIndex = queueIndex;
         this.ring = ring;
         this.grants = grants;
         this.limiter = limiter;
@@ -358,7 +360,7 @@ final class TxPath implements AutoCloseable {
         VirtioNetHeaderDescriptor.put(frames, start, vflags, vgso, hdrLen, gso ? gsoSize : 0, csumStart, csumOffset);
         ByteBuffer frame = frames.duplicate();
         frame.limit(start + VNET + length).position(start);
-        if (vif.writeToTap(frame)) {
+        if (vif.writeToTap(queueIndex, frame)) {
             vif.stats.txPackets.increment();
             vif.stats.txBytes.add(length);
         } else {
