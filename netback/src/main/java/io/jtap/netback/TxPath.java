@@ -62,6 +62,8 @@ final class TxPath implements AutoCloseable {
     private final GrantTable grants;
     private final CreditLimiter limiter;
     private final ByteBuffer frames = ByteBuffer.allocateDirect(FRAME_BUFFER_BYTES);
+    /** One frame of {@link #frames} at a time, handed to the TAP (reused: no allocation per frame). */
+    private final ByteBuffer frameView = frames.duplicate();
     private final GrantCopyBatch batch = new GrantCopyBatch(MAX_BATCH_PACKETS * XEN_NETBK_LEGACY_SLOTS_MAX);
     private final ByteBuffer request = ByteBuffer.allocate(NetifTxRequestDescriptor.LENGTH);
     private final FrameHeaders headers = new FrameHeaders();
@@ -358,9 +360,8 @@ final class TxPath implements AutoCloseable {
             vflags = VirtioNetHeaderDescriptor.VIRTIO_NET_HDR_F_DATA_VALID;
         }
         VirtioNetHeaderDescriptor.put(frames, start, vflags, vgso, hdrLen, gso ? gsoSize : 0, csumStart, csumOffset);
-        ByteBuffer frame = frames.duplicate();
-        frame.limit(start + VNET + length).position(start);
-        if (vif.writeToTap(queueIndex, frame)) {
+        frameView.limit(start + VNET + length).position(start);
+        if (vif.writeToTap(queueIndex, frameView)) {
             vif.stats.txPackets.increment();
             vif.stats.txBytes.add(length);
         } else {

@@ -35,7 +35,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>Each case runs {@code reps} times, alternating with its baseline; the table shows medians and the ratio's range
  * (worst netback run over best baseline run, best over worst).
  *
- * <p>Run: {@code java -cp <bench classpath> io.jtap.bench.net.NetbackThroughputDriver [seconds-per-case] [reps]}.
+ * <p>Run: {@code java -cp <bench classpath> io.jtap.bench.net.NetbackThroughputDriver [seconds-per-case] [reps]
+ * [SMALL|MTU|GSO|""] [linux]}: the third argument picks one frame size, the fourth skips the simulated rows.
  */
 public final class NetbackThroughputDriver {
     private static final Duration WAIT = Duration.ofSeconds(20);
@@ -80,8 +81,9 @@ public final class NetbackThroughputDriver {
         System.out.println("|---|---|---|---|---|");
         int reps = args.length > 1 ? Integer.parseInt(args[1]) : 3;
         String only = args.length > 2 ? args[2] : "";
+        boolean linuxOnly = args.length > 3 && args[3].equals("linux");
         for (Size size : Size.values()) {
-            if (!only.isEmpty() && !size.name().equals(only)) {
+            if (linuxOnly || !only.isEmpty() && !size.name().equals(only)) {
                 continue;
             }
             byte[] frame = frame(size);
