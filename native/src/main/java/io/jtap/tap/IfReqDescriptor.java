@@ -21,6 +21,8 @@ public final class IfReqDescriptor {
     public static final int IFNAMSIZ = 16;
     public static final int IFR_NAME_OFFSET = 0;
     public static final int IFR_FLAGS_OFFSET = 16;
+    /** {@code ifr_mtu}: an {@code int} in the union, for {@code SIOCGIFMTU} / {@code SIOCSIFMTU}. */
+    public static final int IFR_MTU_OFFSET = 16;
     /** {@code sizeof(struct ifreq)}. */
     public static final int LENGTH = 40;
 

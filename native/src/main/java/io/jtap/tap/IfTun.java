@@ -33,6 +33,18 @@ public final class IfTun {
     /** {@code _IOR('T', 221, int)}. */
     public static final long TUNGETVNETLE = ior('T', 221, SIZEOF_INT);
 
+    /** {@code _IOW('T', 217, int)}: attach ({@code IFF_ATTACH_QUEUE}) or detach a queue of a multi-queue device. */
+    public static final long TUNSETQUEUE = iow('T', 217, SIZEOF_INT);
+    /** {@code TUNSETQUEUE}: the fd's queue takes part again. */
+    public static final short IFF_ATTACH_QUEUE = 0x0200;
+    /** {@code TUNSETQUEUE}: the fd's queue is disabled (it stays open). */
+    public static final short IFF_DETACH_QUEUE = 0x0400;
+
+    /** {@code linux/sockios.h}: get an interface's MTU ({@code struct ifreq}, on any socket). */
+    public static final long SIOCGIFMTU = 0x8921;
+    /** {@code linux/sockios.h}: set an interface's MTU ({@code struct ifreq}, needs CAP_NET_ADMIN). */
+    public static final long SIOCSIFMTU = 0x8922;
+
     public static final short IFF_TUN = 0x0001;
     public static final short IFF_TAP = 0x0002;
     public static final short IFF_NO_CARRIER = 0x0040;

@@ -33,17 +33,30 @@ public final class LinuxTap implements TapDevice {
     public static final String TUN_DEVICE_PATH = "/dev/net/tun";
     /** {@code CAP_NET_ADMIN} from {@code linux/capability.h}: needed to create an interface. */
     private static final int CAP_NET_ADMIN = 12;
+    /** {@code AF_INET}, {@code SOCK_DGRAM} ({@code sys/socket.h}): the socket the MTU ioctls go through. */
+    private static final int AF_INET = 2;
+    private static final int SOCK_DGRAM = 2;
+    /** The tun driver's limit on the queues of one device ({@code MAX_TAP_QUEUES}). */
+    public static final int MAX_TAP_QUEUES = 256;
 
     private final int fd;
     private final String name;
+    private final int maxQueues;
+    /** Queues 1.. of a multi-queue device (queue 0 is this object); null for a queue or a single-queue device. */
+    private final LinuxTap[] extraQueues;
+    private final boolean ownedQueue;
+    private volatile int queueCount = 1;
     private volatile boolean closed;
     private volatile int offload;
     private Memory readBounce;
     private Memory writeBounce;
 
-    private LinuxTap(int fd, String name) {
+    private LinuxTap(int fd, String name, int maxQueues, boolean ownedQueue) {
         this.fd = fd;
         this.name = name;
+        this.maxQueues = maxQueues;
+        this.ownedQueue = ownedQueue;
+        this.extraQueues = maxQueues > 1 && !ownedQueue ? new LinuxTap[maxQueues - 1] : null;
     }
 
     /** Whether a TAP interface can be created here, and if not why (no tun device, no CAP_NET_ADMIN, no libc). */
@@ -103,20 +116,56 @@ public final class LinuxTap implements TapDevice {
      *                                  belongs to a device of another kind
      */
     public static LinuxTap open(String name) throws IOException {
+        return open(name, 1);
+    }
+
+    /**
+     * Creates (or attaches to) a TAP interface with up to {@code maxQueues} queues: with more than one it is opened
+     * {@code IFF_MULTI_QUEUE}, with queue 0 attached; {@link #setQueueCount} attaches further queues, each an fd of its
+     * own on the same interface. The kernel spreads the frames it sends over the attached queues by its flow hash
+     * ({@code tun_select_queue}). Offloads start off.
+     *
+     * @param maxQueues between 1 and {@link #MAX_TAP_QUEUES}; 1 opens a plain single-queue device as {@link #open(String)}
+     */
+    public static LinuxTap open(String name, int maxQueues) throws IOException {
+        if (maxQueues < 1 || maxQueues > MAX_TAP_QUEUES) {
+            throw new IllegalArgumentException("maxQueues out of range: name=" + name + ", maxQueues=" + maxQueues
+                    + ", range=1.." + MAX_TAP_QUEUES);
+        }
+        String[] actualName = new String[1];
+        int fd = openFd(name, maxQueues > 1, actualName);
+        try {
+            LinuxTap tap = new LinuxTap(fd, actualName[0], maxQueues, false);
+            tap.setOffload(0);
+            return tap;
+        } catch (IOException | RuntimeException e) {
+            try {
+                Syscalls.close(fd);
+            } catch (IOException closeFailure) {
+                e.addSuppressed(closeFailure);
+            }
+            throw e;
+        }
+    }
+
+    /** Opens the tun clone device and attaches it to interface {@code name} with jtap's flags and header. */
+    private static int openFd(String name, boolean multiQueue, String[] actualName) throws IOException {
         byte[] nameBytes = IfReqDescriptor.validateName(name);
         availability().ensureAvailability("LinuxTap");
         int fd = Syscalls.open(TUN_DEVICE_PATH, LibC.O_RDWR | LibC.O_NONBLOCK);
         try (Memory ifr = new Memory(IfReqDescriptor.LENGTH); Memory intArg = new Memory(4)) {
             ifr.clear();
             ifr.write(IfReqDescriptor.IFR_NAME_OFFSET, nameBytes, 0, nameBytes.length);
-            ifr.setShort(IfReqDescriptor.IFR_FLAGS_OFFSET, (short) (IfTun.IFF_TAP | IfTun.IFF_NO_PI | IfTun.IFF_VNET_HDR));
+            short flags = (short) (IfTun.IFF_TAP | IfTun.IFF_NO_PI | IfTun.IFF_VNET_HDR
+                    | (multiQueue ? IfTun.IFF_MULTI_QUEUE : 0));
+            ifr.setShort(IfReqDescriptor.IFR_FLAGS_OFFSET, flags);
             try {
                 Syscalls.ioctl(fd, IfTun.TUNSETIFF, ifr, "TUNSETIFF");
             } catch (ErrnoException e) {
-                throw new ErrnoException("ioctl(TUNSETIFF, name=" + name + ", flags=IFF_TAP|IFF_NO_PI|IFF_VNET_HDR)",
-                        e.errno());
+                throw new ErrnoException("ioctl(TUNSETIFF, name=" + name + ", flags=IFF_TAP|IFF_NO_PI|IFF_VNET_HDR"
+                        + (multiQueue ? "|IFF_MULTI_QUEUE" : "") + ")", e.errno());
             }
-            String actualName = ifr.getString(IfReqDescriptor.IFR_NAME_OFFSET, StandardCharsets.US_ASCII.name());
+            actualName[0] = ifr.getString(IfReqDescriptor.IFR_NAME_OFFSET, StandardCharsets.US_ASCII.name());
 
             intArg.setInt(0, VirtioNetHeaderDescriptor.LENGTH);
             Syscalls.ioctl(fd, IfTun.TUNSETVNETHDRSZ, intArg, "TUNSETVNETHDRSZ");
@@ -129,9 +178,7 @@ public final class LinuxTap implements TapDevice {
                     throw e;
                 }
             }
-            LinuxTap tap = new LinuxTap(fd, actualName);
-            tap.setOffload(0);
-            return tap;
+            return fd;
         } catch (IOException | RuntimeException e) {
             try {
                 Syscalls.close(fd);
@@ -139,6 +186,84 @@ public final class LinuxTap implements TapDevice {
                 e.addSuppressed(closeFailure);
             }
             throw e;
+        }
+    }
+
+    @Override
+    public int maxQueues() {
+        return maxQueues;
+    }
+
+    @Override
+    public int queueCount() {
+        return queueCount;
+    }
+
+    /**
+     * Opens ({@code TUNSETIFF | IFF_MULTI_QUEUE} on a new fd of the same name) or closes the fds of queues 1.. so that
+     * {@code count} are attached. A closed queue's frames in flight are lost, as with a NIC's queue that goes away.
+     */
+    @Override
+    public synchronized void setQueueCount(int count) throws IOException {
+        ensureOpen();
+        if (ownedQueue || count < 1 || count > maxQueues) {
+            throw new IllegalArgumentException("queue count out of range: device=" + name + ", count=" + count
+                    + ", maxQueues=" + (ownedQueue ? 0 : maxQueues));
+        }
+        for (int q = queueCount; q < count; q++) {
+            String[] actualName = new String[1];
+            int qfd = openFd(name, true, actualName);
+            extraQueues[q - 1] = new LinuxTap(qfd, name, maxQueues, true);
+            queueCount = q + 1;
+        }
+        for (int q = queueCount - 1; q >= count; q--) {
+            LinuxTap queue = extraQueues[q - 1];
+            extraQueues[q - 1] = null;
+            queueCount = q;
+            queue.closeQueue();
+        }
+    }
+
+    @Override
+    public TapDevice queue(int index) {
+        int count = queueCount;
+        if (index < 0 || index >= count) {
+            throw new IndexOutOfBoundsException("no such queue: device=" + name + ", index=" + index + ", queues="
+                    + count);
+        }
+        return index == 0 ? this : extraQueues[index - 1];
+    }
+
+    /** {@code SIOCGIFMTU} on an {@code AF_INET} socket, by name in the calling thread's network namespace. */
+    @Override
+    public int mtu() throws IOException {
+        return mtuIoctl(IfTun.SIOCGIFMTU, 0, "SIOCGIFMTU");
+    }
+
+    /** {@code SIOCSIFMTU} on an {@code AF_INET} socket, by name in the calling thread's network namespace. */
+    @Override
+    public void setMtu(int bytes) throws IOException {
+        TapDevice.checkMtu(this, bytes);
+        mtuIoctl(IfTun.SIOCSIFMTU, bytes, "SIOCSIFMTU");
+    }
+
+    private int mtuIoctl(long request, int value, String call) throws IOException {
+        ensureOpen();
+        byte[] nameBytes = name.getBytes(StandardCharsets.US_ASCII);
+        int sock = Syscalls.socket(AF_INET, SOCK_DGRAM, 0);
+        try (Memory ifr = new Memory(IfReqDescriptor.LENGTH)) {
+            ifr.clear();
+            ifr.write(IfReqDescriptor.IFR_NAME_OFFSET, nameBytes, 0, nameBytes.length);
+            ifr.setInt(IfReqDescriptor.IFR_MTU_OFFSET, value);
+            try {
+                Syscalls.ioctl(sock, request, ifr, call);
+            } catch (ErrnoException e) {
+                throw new ErrnoException("ioctl(" + call + ", device=" + name + (request == IfTun.SIOCSIFMTU
+                        ? ", mtu=" + value : "") + ")", e.errno());
+            }
+            return ifr.getInt(IfReqDescriptor.IFR_MTU_OFFSET);
+        } finally {
+            Syscalls.close(sock);
         }
     }
 
@@ -254,8 +379,27 @@ public final class LinuxTap implements TapDevice {
         return fd;
     }
 
+    /** Closes the device and every queue; for a queue returned by {@link #queue(int)} a no-op (the device owns it). */
     @Override
     public void close() throws IOException {
+        if (ownedQueue) {
+            return;
+        }
+        synchronized (this) {
+            if (extraQueues != null) {
+                for (int q = extraQueues.length - 1; q >= 0; q--) {
+                    if (extraQueues[q] != null) {
+                        extraQueues[q].closeQueue();
+                        extraQueues[q] = null;
+                    }
+                }
+                queueCount = 1;
+            }
+        }
+        closeQueue();
+    }
+
+    private void closeQueue() throws IOException {
         if (closed) {
             return;
         }

@@ -32,13 +32,28 @@ public final class SimulatedTap implements TapDevice {
     private final String name;
     private final boolean deviceEnd;
     private final Queue inbound;
+    private final int capacityFrames;
     private SimulatedTap peer;
     private volatile int offload;
     private volatile boolean closed;
+    private volatile int mtu = 1500;
+    // Multi-queue, device end only: queues[0] is this end; a queue end (owned) has queues == null.
+    private final int maxQueues;
+    private final SimulatedTap[] queues;
+    private final boolean ownedQueue;
+    private volatile int queueCount = 1;
 
-    private SimulatedTap(String name, boolean deviceEnd, int capacityFrames) throws IOException {
+    private SimulatedTap(String name, boolean deviceEnd, int capacityFrames, int maxQueues, boolean ownedQueue)
+            throws IOException {
         this.name = name;
         this.deviceEnd = deviceEnd;
+        this.capacityFrames = capacityFrames;
+        this.maxQueues = maxQueues;
+        this.ownedQueue = ownedQueue;
+        this.queues = deviceEnd && !ownedQueue ? new SimulatedTap[maxQueues] : null;
+        if (queues != null) {
+            queues[0] = this;
+        }
         this.inbound = new Queue(capacityFrames);
     }
 
@@ -49,14 +64,27 @@ public final class SimulatedTap implements TapDevice {
      * @param capacityFrames how many frames each direction holds before {@link #write} returns 0
      */
     public static SimulatedTap open(String name, int capacityFrames) throws IOException {
+        return open(name, capacityFrames, 1);
+    }
+
+    /**
+     * Opens a simulated TAP device whose device end can have up to {@code maxQueues} queues (as Linux's
+     * {@code IFF_MULTI_QUEUE}): each attached queue is an end of its own with its own queue and eventfd; frames the
+     * host end writes are spread over the attached queues by a flow hash (IPv4/IPv6 addresses and TCP/UDP ports, as
+     * the kernel's), so the frames of one flow stay in order on one queue.
+     */
+    public static SimulatedTap open(String name, int capacityFrames, int maxQueues) throws IOException {
         IfReqDescriptor.validateName(name);
         if (capacityFrames < 1) {
             throw new IllegalArgumentException("capacity must be positive: capacityFrames=" + capacityFrames);
         }
-        SimulatedTap device = new SimulatedTap(name, true, capacityFrames);
+        if (maxQueues < 1 || maxQueues > 256) {
+            throw new IllegalArgumentException("maxQueues out of range: maxQueues=" + maxQueues + ", range=1..256");
+        }
+        SimulatedTap device = new SimulatedTap(name, true, capacityFrames, maxQueues, false);
         SimulatedTap host;
         try {
-            host = new SimulatedTap(name, false, capacityFrames);
+            host = new SimulatedTap(name, false, capacityFrames, 1, false);
         } catch (IOException | RuntimeException e) {
             device.close();
             throw e;
@@ -96,6 +124,14 @@ public final class SimulatedTap implements TapDevice {
         TapDevice.checkOffload(flags);
         ensureOpen();
         offload = flags;
+        if (queues != null) {
+            for (int q = 1; q < queueCount; q++) {
+                SimulatedTap queue = queues[q];
+                if (queue != null) {
+                    queue.offload = flags;
+                }
+            }
+        }
     }
 
     @Override
@@ -128,7 +164,8 @@ public final class SimulatedTap implements TapDevice {
         if (!deviceEnd) {
             adaptToDeviceOffload(copy, peer.offload);
         }
-        if (!peer.inbound.offer(copy)) {
+        SimulatedTap target = deviceEnd ? peer : peer.steer(copy);
+        if (!target.inbound.offer(copy)) {
             return 0;
         }
         frame.position(frame.limit());
@@ -141,7 +178,130 @@ public final class SimulatedTap implements TapDevice {
     }
 
     @Override
+    public int maxQueues() {
+        return queues == null ? 1 : maxQueues;
+    }
+
+    @Override
+    public int queueCount() {
+        return queueCount;
+    }
+
+    /** Device end only: adds or removes queue ends; frames waiting in a removed queue are dropped. */
+    @Override
+    public synchronized void setQueueCount(int count) throws IOException {
+        ensureOpen();
+        if (queues == null || count < 1 || count > maxQueues) {
+            throw new IllegalArgumentException("queue count out of range: device=" + name + ", count=" + count
+                    + ", maxQueues=" + maxQueues());
+        }
+        for (int q = queueCount; q < count; q++) {
+            SimulatedTap queue = new SimulatedTap(name, true, capacityFrames, 1, true);
+            queue.peer = peer;
+            queue.offload = offload;
+            queues[q] = queue;
+            queueCount = q + 1;
+        }
+        for (int q = queueCount - 1; q >= count; q--) {
+            SimulatedTap queue = queues[q];
+            queueCount = q;
+            queues[q] = null;
+            queue.closeEnd();
+        }
+    }
+
+    @Override
+    public TapDevice queue(int index) {
+        int count = queueCount;
+        if (index < 0 || index >= count) {
+            throw new IndexOutOfBoundsException("no such queue: device=" + name + ", index=" + index + ", queues="
+                    + count);
+        }
+        return queues == null ? this : queues[index];
+    }
+
+    @Override
+    public int mtu() throws IOException {
+        ensureOpen();
+        return mtu;
+    }
+
+    @Override
+    public void setMtu(int bytes) throws IOException {
+        TapDevice.checkMtu(this, bytes);
+        ensureOpen();
+        mtu = bytes;
+    }
+
+    /** The queue end a frame towards this device end goes to: by flow hash over the attached queues. */
+    private SimulatedTap steer(byte[] frame) {
+        int count = queueCount;
+        if (count == 1) {
+            return this;
+        }
+        SimulatedTap target = queues[Integer.remainderUnsigned(flowHash(frame), count)];
+        return target != null ? target : this;
+    }
+
+    /**
+     * A flow hash of a frame with its virtio-net header: IPv4 or IPv6 addresses plus, for TCP and UDP (IPv4 without
+     * options' length taken into account, IPv6 without extension headers), the ports; the EtherType otherwise.
+     */
+    static int flowHash(byte[] frame) {
+        int eth = VirtioNetHeaderDescriptor.LENGTH;
+        if (frame.length < eth + ETH_HLEN) {
+            return 0;
+        }
+        int type = (frame[eth + 12] & 0xff) << 8 | (frame[eth + 13] & 0xff);
+        int h = type;
+        int l3 = eth + ETH_HLEN;
+        int from;
+        int to;
+        int l4;
+        int proto;
+        if (type == 0x0800 && frame.length >= l3 + 20) {
+            from = l3 + 12;
+            to = l3 + 20;
+            proto = frame[l3 + 9] & 0xff;
+            l4 = l3 + (frame[l3] & 0x0f) * 4;
+        } else if (type == 0x86dd && frame.length >= l3 + 40) {
+            from = l3 + 8;
+            to = l3 + 40;
+            proto = frame[l3 + 6] & 0xff;
+            l4 = l3 + 40;
+        } else {
+            return h;
+        }
+        if ((proto == 6 || proto == 17) && frame.length >= l4 + 4) {
+            to = l4 + 4; // addresses and ports; the bytes between them (IPv4 options) are fixed per flow
+        }
+        for (int i = from; i < to; i++) {
+            h = h * 31 + (frame[i] & 0xff);
+        }
+        return h ^ (h >>> 16);
+    }
+
+    /** Closes this end; for the device end also every queue end. A queue end returned by {@link #queue} is owned by
+     * the device end: closing it is a no-op. */
+    @Override
     public void close() throws IOException {
+        if (ownedQueue) {
+            return;
+        }
+        if (queues != null) {
+            synchronized (this) {
+                for (int q = queueCount - 1; q >= 1; q--) {
+                    SimulatedTap queue = queues[q];
+                    queues[q] = null;
+                    queue.closeEnd();
+                }
+                queueCount = 1;
+            }
+        }
+        closeEnd();
+    }
+
+    private void closeEnd() throws IOException {
         if (closed) {
             return;
         }

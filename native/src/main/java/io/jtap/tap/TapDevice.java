@@ -124,6 +124,80 @@ public interface TapDevice extends AutoCloseable {
         return n;
     }
 
+    /**
+     * How many queues this device can have: more than 1 only for a device opened multi-queue (Linux
+     * {@code IFF_MULTI_QUEUE}: one fd per queue, one interface name), 1 otherwise.
+     */
+    default int maxQueues() {
+        return 1;
+    }
+
+    /** How many queues are attached now, between 1 and {@link #maxQueues()}. */
+    default int queueCount() {
+        return 1;
+    }
+
+    /**
+     * Attaches or detaches queues so that {@code count} are attached (Linux: opens further fds with
+     * {@code TUNSETIFF | IFF_MULTI_QUEUE}, or closes them). The host side spreads the frames it sends over the attached
+     * queues by its own flow hash; a frame written to any queue goes to the host side. Queue 0 is this device and is
+     * always attached. Call it while no queue other than 0 is being read or written.
+     *
+     * @throws IllegalArgumentException when {@code count} is not between 1 and {@link #maxQueues()}
+     */
+    default void setQueueCount(int count) throws IOException {
+        if (count != 1) {
+            throw new IllegalArgumentException("queue count out of range: device=" + name() + ", count=" + count
+                    + ", maxQueues=1");
+        }
+    }
+
+    /**
+     * Queue {@code index}: a device of its own for reading (the frames the host side steered to this queue) and
+     * writing, with its own {@link #fd()}; {@code queue(0)} is this device. Owned by this device: closing it is a no-op,
+     * {@link #close()} of this device releases every queue. The threading rule holds per queue.
+     *
+     * @throws IndexOutOfBoundsException unless {@code 0 <= index < queueCount()}
+     */
+    default TapDevice queue(int index) {
+        if (index != 0) {
+            throw new IndexOutOfBoundsException("no such queue: device=" + name() + ", index=" + index + ", queues=1");
+        }
+        return this;
+    }
+
+    /**
+     * The interface's MTU in bytes (Linux: {@code SIOCGIFMTU}). A {@link LinuxTap} looks the interface up by name in the
+     * calling thread's network namespace.
+     */
+    default int mtu() throws IOException {
+        throw new UnsupportedOperationException("MTU not supported: device=" + name());
+    }
+
+    /**
+     * Sets the interface's MTU in bytes (Linux: {@code SIOCSIFMTU} on an {@code AF_INET} socket, looked up by name in the
+     * calling thread's network namespace, so call it before the interface is moved elsewhere). It bounds what the host
+     * side sends unsegmented; GSO frames are bounded by {@link #MAX_FRAME_BYTES} regardless.
+     *
+     * @throws IllegalArgumentException for an MTU outside {@link #MIN_MTU}..{@link #MAX_MTU}
+     */
+    default void setMtu(int bytes) throws IOException {
+        throw new UnsupportedOperationException("MTU not supported: device=" + name());
+    }
+
+    /** Smallest MTU jtap sets: IPv4's minimum (Linux's tun allows 68). */
+    int MIN_MTU = 68;
+    /** Largest MTU jtap sets: the largest IP packet (Linux's tun allows up to 65535). */
+    int MAX_MTU = 65_535;
+
+    /** Validates an MTU about to be set; shared by the implementations. */
+    static void checkMtu(TapDevice device, int bytes) {
+        if (bytes < MIN_MTU || bytes > MAX_MTU) {
+            throw new IllegalArgumentException("MTU out of range: device=" + device.name() + ", mtu=" + bytes
+                    + ", range=" + MIN_MTU + ".." + MAX_MTU);
+        }
+    }
+
     /** Releases the device; the interface of a {@link LinuxTap} disappears unless it was made persistent. */
     @Override
     void close() throws IOException;

@@ -15,8 +15,8 @@ import java.util.Optional;
  * @param mac          the guest's MAC as 48 bits ({@code mac}), or -1 when not given
  * @param creditBytes  {@code rate} bytes per window, {@code Long.MAX_VALUE} when unlimited
  * @param creditUsec   {@code rate} window in microseconds, 0 when unlimited
- * @param mtu          {@code mtu} (what netfront also reads from here), 1500 when not given; validated and exposed,
- *                     not applied to the TAP: the hotplug script sets the interface's MTU
+ * @param mtu          {@code mtu} (what netfront also reads from here), 1500 when not given; netback sets it on the TAP
+ *                     ({@code SIOCSIFMTU}) when it creates it and when it changed at a reconnect
  */
 public record BackendConfig(String frontend, int frontendId, int handle, String tapName, long mac, long creditBytes,
         long creditUsec, int mtu) {

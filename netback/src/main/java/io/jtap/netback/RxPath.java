@@ -38,8 +38,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>Without posted buffers the TAP is not read: frames wait in the TAP's own queue, which fills and drops, as when
  * Linux stops the vif's queue. Frames already read — the one that found no buffers, and frames the TAP-reading queue
  * hands to the other queues — wait in a bounded backlog ({@link NetbackOptions#rxQueueBytes()}); a frame that waited
- * there longer than {@link NetbackOptions#rxDrainTimeoutNs()} is dropped. While queue 0 (which reads the TAP for
- * every queue) waits for buffers, the other queues get no new frames either.
+ * there longer than {@link NetbackOptions#rxDrainTimeoutNs()} is dropped. With a multi-queue TAP each queue reads its
+ * own TAP queue ({@link VifDevice#perQueueTap()}); with a single-queue TAP queue 0 reads it for every queue, and while
+ * queue 0 waits for buffers the other queues get no new frames either.
  *
  * <p>Thread confinement: the queue thread, except {@link #offerHeld}, which any queue thread may call.
  */
@@ -59,7 +60,6 @@ final class RxPath implements AutoCloseable {
     private final int queueIndex;
     private final BackRing ring;
     private final GrantTable grants;
-    private final boolean tapReader;
     private final ByteBuffer frames = ByteBuffer.allocateDirect(FRAME_BUFFER_BYTES);
     private final GrantCopyBatch batch;
     private final ByteBuffer request = ByteBuffer.allocate(NetifRxRequestDescriptor.LENGTH);
@@ -77,12 +77,11 @@ final class RxPath implements AutoCloseable {
     private int avail;
     private boolean waitingForSlots;
 
-    RxPath(VifDevice vif, int queueIndex, BackRing ring, GrantTable grants, boolean tapReader) {
+    RxPath(VifDevice vif, int queueIndex, BackRing ring, GrantTable grants) {
         this.vif = vif;
         this.queueIndex = queueIndex;
         this.ring = ring;
         this.grants = grants;
-        this.tapReader = tapReader;
         int n = ring.size();
         this.batch = new GrantCopyBatch(n);
         this.respId = new int[n];
@@ -103,9 +102,17 @@ final class RxPath implements AutoCloseable {
         return true;
     }
 
+    /**
+     * Whether this queue reads a TAP fd: its own TAP queue when every queue has one ({@link VifDevice#perQueueTap()}),
+     * else queue 0 reads the TAP for every queue.
+     */
+    private boolean tapReader() {
+        return queueIndex == 0 || vif.perQueueTap();
+    }
+
     /** Whether this queue should poll the TAP fd: it reads the TAP and its backlog has room. */
     boolean wantsTap() {
-        return tapReader && !waitingForSlots && heldBytes.get() < vif.options.rxQueueBytes();
+        return tapReader() && !waitingForSlots && heldBytes.get() < vif.options.rxQueueBytes();
     }
 
     /** Whether frames wait while buffers are posted: the queue must not sleep. */
@@ -145,19 +152,21 @@ final class RxPath implements AutoCloseable {
                 pos = align(pos + h.frame.length);
             }
         }
-        if (tapReader) {
-            int queues = vif.queueCount();
+        if (tapReader()) {
+            TapDevice tap = vif.tapFor(queueIndex);
+            // With a TAP queue per queue the kernel has already spread the flows: nothing is handed over.
+            int queues = vif.perQueueTap() ? 1 : vif.queueCount();
             // While the guest has no buffers for the next frame, frames stay in the TAP's own queue (which then
             // fills and drops, as when Linux stops the vif's queue) instead of being copied aside.
             while (!waitingForSlots && pos + FRAME_ROOM <= frames.capacity()
                     && heldBytes.get() < vif.options.rxQueueBytes()) {
                 frames.limit(frames.capacity()).position(pos);
-                int length = vif.tap.read(frames);
+                int length = tap.read(frames);
                 if (length == 0) {
                     break;
                 }
                 work++;
-                int target = 0;
+                int target = queueIndex;
                 if (queues > 1) {
                     headers.parse(frames, pos + VNET, length - VNET);
                     target = Integer.remainderUnsigned(headers.flowHash(frames, pos + VNET, length - VNET), queues);
@@ -207,7 +216,7 @@ final class RxPath implements AutoCloseable {
         FrontendConfig fe = vif.frontend;
         int vflags = VirtioNetHeaderDescriptor.flags(frames, pos);
         int vgso = VirtioNetHeaderDescriptor.gsoType(frames, pos) & ~VirtioNetHeaderDescriptor.VIRTIO_NET_HDR_GSO_ECN;
-        if (fe.multicastControl() && (frames.get(eth) & 1) != 0 && !isBroadcast(eth)
+        if (vif.multicastControl() && (frames.get(eth) & 1) != 0 && !isBroadcast(eth)
                 && !vif.multicastAllowed(mac(eth))) {
             vif.stats.rxDropped.increment();
             return DROPPED;

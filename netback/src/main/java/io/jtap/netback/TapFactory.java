@@ -1,5 +1,6 @@
 package io.jtap.netback;
 
+import io.jtap.tap.LinuxTap;
 import io.jtap.tap.TapDevice;
 import java.io.IOException;
 
@@ -11,4 +12,28 @@ import java.io.IOException;
 @FunctionalInterface
 public interface TapFactory {
     TapDevice open(String name) throws IOException;
+
+    /**
+     * Creates the host side with room for up to {@code maxQueues} queues ({@link TapDevice#maxQueues()}), so that
+     * each netback queue can read and write a TAP queue of its own; a factory that cannot returns a single-queue
+     * device, and netback then reads the TAP on queue 0 and hands frames to the other queues.
+     */
+    default TapDevice open(String name, int maxQueues) throws IOException {
+        return open(name);
+    }
+
+    /** The daemon's factory: a multi-queue {@link LinuxTap} ({@code IFF_MULTI_QUEUE}) when more than one queue is allowed. */
+    static TapFactory linux() {
+        return new TapFactory() {
+            @Override
+            public TapDevice open(String name) throws IOException {
+                return LinuxTap.open(name);
+            }
+
+            @Override
+            public TapDevice open(String name, int maxQueues) throws IOException {
+                return LinuxTap.open(name, maxQueues);
+            }
+        };
+    }
 }

@@ -57,10 +57,13 @@ final class TxPath implements AutoCloseable {
     private static final int FRAME_BUFFER_BYTES = 1 << 20;
 
     private final VifDevice vif;
+    private final int queueIndex;
     private final BackRing ring;
     private final GrantTable grants;
     private final CreditLimiter limiter;
     private final ByteBuffer frames = ByteBuffer.allocateDirect(FRAME_BUFFER_BYTES);
+    /** One frame of {@link #frames} at a time, handed to the TAP (reused: no allocation per frame). */
+    private final ByteBuffer frameView = frames.duplicate();
     private final GrantCopyBatch batch = new GrantCopyBatch(MAX_BATCH_PACKETS * XEN_NETBK_LEGACY_SLOTS_MAX);
     private final ByteBuffer request = ByteBuffer.allocate(NetifTxRequestDescriptor.LENGTH);
     private final FrameHeaders headers = new FrameHeaders();
@@ -83,8 +86,9 @@ final class TxPath implements AutoCloseable {
     private final int[] fragSize = new int[FATAL_SKB_SLOTS + 1];
     private boolean rateLimited;
 
-    TxPath(VifDevice vif, BackRing ring, GrantTable grants, CreditLimiter limiter) {
+    TxPath(VifDevice vif, int queueIndex, BackRing ring, GrantTable grants, CreditLimiter limiter) {
         this.vif = vif;
+        this.queueIndex = queueIndex;
         this.ring = ring;
         this.grants = grants;
         this.limiter = limiter;
@@ -356,9 +360,8 @@ final class TxPath implements AutoCloseable {
             vflags = VirtioNetHeaderDescriptor.VIRTIO_NET_HDR_F_DATA_VALID;
         }
         VirtioNetHeaderDescriptor.put(frames, start, vflags, vgso, hdrLen, gso ? gsoSize : 0, csumStart, csumOffset);
-        ByteBuffer frame = frames.duplicate();
-        frame.limit(start + VNET + length).position(start);
-        if (vif.writeToTap(frame)) {
+        frameView.limit(start + VNET + length).position(start);
+        if (vif.writeToTap(queueIndex, frameView)) {
             vif.stats.txPackets.increment();
             vif.stats.txBytes.add(length);
         } else {

@@ -32,6 +32,7 @@ final class VifDevice {
     private final Set<Long> multicast = ConcurrentHashMap.newKeySet();
     private final AtomicLong lastLogNs = new AtomicLong(System.nanoTime() - LOG_INTERVAL_NS);
     private volatile String haltReason;
+    private volatile boolean multicastControl;
     private volatile VifQueue[] queues = new VifQueue[0];
 
     VifDevice(int domid, int handle, TapDevice tap, FrontendConfig frontend, BackendConfig backend,
@@ -43,10 +44,37 @@ final class VifDevice {
         this.backend = backend;
         this.options = options;
         this.stats = stats;
+        this.multicastControl = frontend.multicastControl();
+    }
+
+    /**
+     * Whether rx multicast is filtered by the frontend's list ({@code request-multicast-control}); the frontend may
+     * switch it while connected (Linux: {@code xen_mcast_ctrl_changed}, for {@code feature-dynamic-multicast-control}).
+     */
+    boolean multicastControl() {
+        return multicastControl;
+    }
+
+    void setMulticastControl(boolean on) {
+        multicastControl = on;
     }
 
     void setQueues(VifQueue[] queues) {
         this.queues = queues;
+    }
+
+    /**
+     * Whether every queue has a TAP queue of its own (a multi-queue TAP with as many queues attached as the frontend
+     * negotiated): then each queue reads and writes its own fd, without the write lock and without handing frames over.
+     */
+    boolean perQueueTap() {
+        int n = queues.length;
+        return n > 1 && tap.queueCount() == n;
+    }
+
+    /** The TAP queue that queue {@code q} reads: its own with {@link #perQueueTap()}, otherwise the TAP (queue 0). */
+    TapDevice tapFor(int q) {
+        return perQueueTap() ? tap.queue(q) : tap;
     }
 
     int queueCount() {
@@ -63,23 +91,30 @@ final class VifDevice {
      *
      * @return whether the frame was taken
      */
-    boolean writeToTap(ByteBuffer frame) {
+    boolean writeToTap(int q, ByteBuffer frame) {
+        if (perQueueTap()) {
+            return write(tap.queue(q), frame); // the queue's own fd: this queue's thread is its only writer
+        }
         synchronized (tapWriteLock) {
-            try {
-                for (int i = 0; i < TAP_FULL_RETRIES; i++) {
-                    if (tap.write(frame) != 0) {
-                        return true;
-                    }
-                    Thread.onSpinWait();
-                    if (i > 100) {
-                        Thread.yield();
-                    }
+            return write(tap, frame);
+        }
+    }
+
+    private boolean write(TapDevice device, ByteBuffer frame) {
+        try {
+            for (int i = 0; i < TAP_FULL_RETRIES; i++) {
+                if (device.write(frame) != 0) {
+                    return true;
                 }
-                return false;
-            } catch (IOException | IllegalArgumentException e) {
-                warnGuest("TAP refused a frame from the guest: " + e.getMessage());
-                return false;
+                Thread.onSpinWait();
+                if (i > 100) {
+                    Thread.yield();
+                }
             }
+            return false;
+        } catch (IOException | IllegalArgumentException e) {
+            warnGuest("TAP refused a frame from the guest: " + e.getMessage());
+            return false;
         }
     }
 

@@ -13,8 +13,8 @@ import java.util.List;
 
 /**
  * One queue of a connected vif: its tx and rx rings (grant-mapped), its event channel(s), and the thread that serves
- * them in a duty cycle ({@link #doWork()}), sleeping in {@code poll} on the event-channel fd, a {@link Wakeup} and, for
- * queue 0, the TAP fd. Owns everything it maps and binds; {@link #close()} stops the thread first and then releases
+ * them in a duty cycle ({@link #doWork()}), sleeping in {@code poll} on the event-channel fd, a {@link Wakeup} and the
+ * TAP fd it reads (its own TAP queue's with a multi-queue TAP, else the TAP's for queue 0). Owns everything it maps and binds; {@link #close()} stops the thread first and then releases
  * them, so no mapping or port outlives the queue.
  */
 final class VifQueue implements AutoCloseable {
@@ -31,6 +31,8 @@ final class VifQueue implements AutoCloseable {
     private final RxPath rx;
     private final int[] pending = new int[8];
     private final boolean[] notify = new boolean[1];
+    private final int[] pollWithTap = new int[3];
+    private final int[] pollWithoutTap = new int[2];
     private volatile boolean running = true;
     private Thread thread;
 
@@ -66,8 +68,8 @@ final class VifQueue implements AutoCloseable {
             CreditLimiter limiter = vif.backend.creditBytes() == Long.MAX_VALUE ? CreditLimiter.unlimited()
                     : new CreditLimiter(vif.backend.creditBytes(), vif.backend.creditUsec(),
                             vif.options.clockNs().getAsLong());
-            t = new TxPath(vif, txBack, g, limiter);
-            r = new RxPath(vif, index, rxBack, g, index == 0);
+            t = new TxPath(vif, index, txBack, g, limiter);
+            r = new RxPath(vif, index, rxBack, g);
         } catch (IOException | RuntimeException e) {
             release(g, c, w, t, r, e);
             throw e;
@@ -79,6 +81,8 @@ final class VifQueue implements AutoCloseable {
         this.rx = r;
         this.txPort = txp;
         this.rxPort = rxp;
+        pollWithTap[0] = pollWithoutTap[0] = c.fd();
+        pollWithTap[1] = pollWithoutTap[1] = w.fd();
     }
 
     RxPath rx() {
@@ -145,8 +149,13 @@ final class VifQueue implements AutoCloseable {
             long waitNs = tx.retryAtNs() - vif.options.clockNs().getAsLong();
             timeoutMs = Math.max(1, Math.min(timeoutMs, waitNs / 1_000_000 + 1));
         }
-        boolean tap = rx.wantsTap();
-        int[] fds = tap ? new int[] {channels.fd(), wakeup.fd(), vif.tap.fd()} : new int[] {channels.fd(), wakeup.fd()};
+        int[] fds;
+        if (rx.wantsTap()) {
+            fds = pollWithTap;
+            fds[2] = vif.tapFor(index).fd();
+        } else {
+            fds = pollWithoutTap;
+        }
         long ready = Syscalls.pollIn(fds, (int) timeoutMs);
         if ((ready & 2) != 0) {
             wakeup.drain();

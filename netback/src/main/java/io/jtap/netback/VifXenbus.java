@@ -37,6 +37,8 @@ public final class VifXenbus implements AutoCloseable {
     private BackendConfig config;
     private TapDevice tap;
     private XenStore.Watch frontendWatch;
+    /** {@code request-multicast-control} of the connected frontend (Linux {@code xen_register_watchers}). */
+    private XenStore.Watch multicastWatch;
     private VifDevice device;
     private List<VifQueue> queues = List.of();
     private volatile XenbusState state = XenbusState.Unknown;
@@ -55,7 +57,12 @@ public final class VifXenbus implements AutoCloseable {
         this.backend = backend;
         try {
             config = BackendConfig.read(xs, backend, domid, devid);
-            tap = taps.open(config.tapName());
+            tap = taps.open(config.tapName(), options.maxQueues());
+            // In the daemon's namespace, before the hotplug script may move the interface elsewhere; a new TAP has
+            // Ethernet's 1500 already.
+            if (config.mtu() != BackendConfig.ETH_DATA_LEN) {
+                tap.setMtu(config.mtu());
+            }
             frontendWatch = xs.watch(config.frontend() + "/state", (path, token) -> schedule());
             advertise();
         } catch (IOException | RuntimeException e) {
@@ -186,20 +193,32 @@ public final class VifXenbus implements AutoCloseable {
     }
 
     private void connect() throws IOException {
-        config = BackendConfig.read(xs, backend, domid, devid); // rate and mac may have changed meanwhile
+        int previousMtu = config.mtu();
+        config = BackendConfig.read(xs, backend, domid, devid); // rate, mac and mtu may have changed meanwhile
+        if (config.mtu() != previousMtu) {
+            tap.setMtu(config.mtu());
+        }
         FrontendConfig fe = FrontendConfig.read(xs, config.frontend(), options.maxQueues());
         VifDevice d = new VifDevice(domid, config.handle(), tap, fe, config, options, stats);
         List<VifQueue> made = new ArrayList<>();
+        int n = fe.queues().size();
         try {
-            for (int i = 0; i < fe.queues().size(); i++) {
+            for (int i = 0; i < n; i++) {
                 made.add(new VifQueue(d, i, fe.queues().get(i), platform));
             }
             tap.setOffload(offloadFor(fe));
+            if (tap.maxQueues() > 1) {
+                // A TAP queue per netback queue, so that each reads the flows the kernel steers to it.
+                tap.setQueueCount(Math.min(n, tap.maxQueues()));
+            }
+            d.setQueues(made.toArray(new VifQueue[0]));
+            // Linux xen_register_watchers: the frontend may switch multicast control at any time.
+            multicastWatch = xs.watch(config.frontend() + "/request-multicast-control",
+                    (path, token) -> scheduleMulticastControl(d));
         } catch (IOException | RuntimeException e) {
             closeQueues(made, e);
             throw e;
         }
-        d.setQueues(made.toArray(new VifQueue[0]));
         device = d;
         lastDevice = d;
         queues = made;
@@ -207,8 +226,9 @@ public final class VifXenbus implements AutoCloseable {
             q.start();
         }
         LOG.log(System.Logger.Level.INFO, "netback: " + d.describe() + " connected: tap=" + tap.name() + ", queues="
-                + made.size() + ", sg=" + fe.sg() + ", gso-tcpv4=" + fe.gsoTcpv4() + ", gso-tcpv6=" + fe.gsoTcpv6()
-                + ", split=" + fe.queues().get(0).split());
+                + made.size() + (d.perQueueTap() ? " (a TAP queue each)" : "") + ", sg=" + fe.sg() + ", gso-tcpv4="
+                + fe.gsoTcpv4() + ", gso-tcpv6=" + fe.gsoTcpv6() + ", split=" + fe.queues().get(0).split()
+                + ", mtu=" + config.mtu());
     }
 
     /** What the TAP may hand netback for this frontend: only what the guest can take (GSO needs sg). */
@@ -226,11 +246,38 @@ public final class VifXenbus implements AutoCloseable {
         return flags;
     }
 
+    private void scheduleMulticastControl(VifDevice d) {
+        try {
+            control.execute(() -> refreshMulticastControl(d));
+        } catch (RejectedExecutionException e) {
+            // The service is closing.
+        }
+    }
+
+    /** Linux {@code xen_mcast_ctrl_changed}: re-reads {@code request-multicast-control} for the connected device. */
+    private void refreshMulticastControl(VifDevice d) {
+        if (closed || device != d) {
+            return;
+        }
+        try {
+            d.setMulticastControl(FrontendConfig.readFlag(xs, config.frontend() + "/request-multicast-control"));
+        } catch (IOException | RuntimeException e) {
+            fail(e.getMessage());
+        }
+    }
+
     private void disconnect() throws IOException {
         List<VifQueue> q = queues;
         queues = List.of();
         device = null;
+        if (multicastWatch != null) {
+            multicastWatch.close();
+            multicastWatch = null;
+        }
         closeQueues(q, null);
+        if (tap != null && tap.queueCount() > 1) {
+            tap.setQueueCount(1);
+        }
     }
 
     private static void closeQueues(List<VifQueue> list, Throwable primary) throws IOException {

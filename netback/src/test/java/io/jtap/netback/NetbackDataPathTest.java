@@ -33,6 +33,8 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The data path against {@link SimulatedNetfront} and a {@link SimulatedTap}: frames and virtio-net headers byte for
@@ -292,12 +294,19 @@ class NetbackDataPathTest {
         }
     }
 
-    @Test
-    void multiQueueServesEveryQueueAndKeepsFlowsTogether(SimulatedXen xen) throws Exception {
-        try (NetbackHarness h = new NetbackHarness(xen)) {
+    /**
+     * Four queues, over a single-queue TAP (queue 0 reads it and hands frames over by flow hash) and over a multi-queue
+     * TAP (each queue reads its own TAP queue, to which the simulated host side steers by flow hash).
+     */
+    @ParameterizedTest(name = "tapQueues={0}")
+    @ValueSource(ints = {1, 4})
+    void multiQueueServesEveryQueueAndKeepsFlowsTogether(int tapQueues, SimulatedXen xen) throws Exception {
+        try (NetbackHarness h = new NetbackHarness(xen, NetbackOptions.defaults().withMaxQueues(4).withIdlePollMs(20),
+                tapQueues)) {
             SimulatedNetfront f = h.connect(NetfrontOptions.linuxDefaults().withQueues(4));
             SimulatedTap host = h.host(f);
             assertEquals(4, f.queueCount());
+            assertEquals(tapQueues, host.host().queueCount(), "TAP queues attached");
             for (int q = 0; q < 4; q++) {
                 byte[] frame = udpToHost(100 + q, q, Checksum.FULL);
                 f.send(q, frame, TxPacket.plain());
@@ -324,6 +333,69 @@ class NetbackDataPathTest {
             }
             assertEquals(flows, queueOfFlow.size());
             assertTrue(used.size() > 1, "flows spread over queues: " + used);
+        }
+    }
+
+    /** The queues of a multi-queue TAP go back to one when the guest disconnects, and come back on reconnect. */
+    @Test
+    void multiQueueTapFollowsTheConnection(SimulatedXen xen) throws Exception {
+        try (NetbackHarness h = new NetbackHarness(xen, NetbackOptions.defaults().withMaxQueues(4).withIdlePollMs(20),
+                4)) {
+            SimulatedNetfront f = h.connect(NetfrontOptions.linuxDefaults().withQueues(2));
+            SimulatedTap device = h.host(f).host();
+            assertEquals(2, device.queueCount());
+            f.disconnect(NetbackHarness.WAIT);
+            assertEquals(1, device.queueCount());
+            f.reconnect(NetbackHarness.WAIT);
+            assertEquals(2, device.queueCount());
+        }
+    }
+
+    /** The toolstack's {@code mtu} is set on the TAP when netback creates it. */
+    @Test
+    void toolstackMtuIsSetOnTheTap(SimulatedXen xen) throws Exception {
+        try (NetbackHarness h = new NetbackHarness(xen)) {
+            SimulatedNetfront f = h.connect(NetfrontOptions.linuxDefaults().withMtu("9000"));
+            assertEquals(9000, h.host(f).host().mtu());
+            SimulatedNetfront g = h.connect(NetfrontOptions.linuxDefaults());
+            assertEquals(1500, h.host(g).host().mtu(), "no mtu node: Ethernet's 1500");
+        }
+    }
+
+    /**
+     * feature-dynamic-multicast-control: the frontend switches {@code request-multicast-control} while connected
+     * (Linux netfront does so when the guest's interface enters or leaves allmulti), and netback follows (Linux
+     * {@code xen_mcast_ctrl_changed}): off, an unsubscribed group passes; on, it is filtered; off again, it passes.
+     */
+    @Test
+    void multicastControlFollowsTheFrontendWhileConnected(SimulatedXen xen) throws Exception {
+        try (NetbackHarness h = new NetbackHarness(xen)) {
+            SimulatedNetfront f = h.connect(NetfrontOptions.linuxDefaults());
+            SimulatedTap host = h.host(f);
+            VifXenbus vif = h.vif(f);
+            byte[] mcast = TestFrames.udp4(TestFrames.mac(0x01005e0000fbL), HOST_MAC, HOST_IP,
+                    TestFrames.ip4(224, 0, 0, 251), 5353, 5353, TestFrames.payload(50, 1), Checksum.FULL);
+            host.write(TestFrames.withHeader(mcast, 0, 0, 0, 0, 0, 0));
+            assertArrayEquals(mcast, f.awaitRx(0, 1, NetbackHarness.WAIT).get(0).frame(), "no control: passes");
+
+            f.writeFrontend("request-multicast-control", "1");
+            long deadline = System.nanoTime() + NetbackHarness.WAIT.toNanos();
+            while (vif.stats().rxDropped.sum() == 0) { // the watch fires asynchronously: offer until one is filtered
+                assertTrue(System.nanoTime() - deadline < 0, "multicast control never took effect");
+                host.write(TestFrames.withHeader(mcast, 0, 0, 0, 0, 0, 0));
+                Thread.sleep(5);
+                f.pollRx(0);
+            }
+
+            f.writeFrontend("request-multicast-control", "0");
+            deadline = System.nanoTime() + NetbackHarness.WAIT.toNanos();
+            boolean passed = false;
+            while (!passed) {
+                assertTrue(System.nanoTime() - deadline < 0, "multicast control was never switched off");
+                host.write(TestFrames.withHeader(mcast, 0, 0, 0, 0, 0, 0));
+                Thread.sleep(5);
+                passed = !f.pollRx(0).isEmpty();
+            }
         }
     }
 

@@ -39,11 +39,24 @@ final class NetbackHarness implements AutoCloseable {
     }
 
     NetbackHarness(SimulatedXen xen, NetbackOptions options) throws IOException {
+        this(xen, options, 1);
+    }
+
+    /** With {@code tapQueues > 1} the vifs' TAPs are multi-queue ({@link SimulatedTap#open(String, int, int)}). */
+    NetbackHarness(SimulatedXen xen, NetbackOptions options, int tapQueues) throws IOException {
         this.xen = xen;
-        TapFactory factory = name -> {
-            SimulatedTap t = SimulatedTap.open(name, TAP_CAPACITY);
-            taps.put(name, t);
-            return t;
+        TapFactory factory = new TapFactory() {
+            @Override
+            public TapDevice open(String name) throws IOException {
+                return open(name, 1);
+            }
+
+            @Override
+            public TapDevice open(String name, int maxQueues) throws IOException {
+                SimulatedTap t = SimulatedTap.open(name, TAP_CAPACITY, Math.min(maxQueues, tapQueues));
+                taps.put(name, t);
+                return t;
+            }
         };
         this.service = NetbackService.start(xen.platform(SimulatedXen.DOM0), factory, options.withClock(clockNs::get));
     }

@@ -176,6 +176,9 @@ public final class SimulatedNetfront implements AutoCloseable {
             if (options.vifname() != null) {
                 tx.write(backendPath + "/vifname", options.vifname());
             }
+            if (options.mtu() != null) {
+                tx.write(backendPath + "/mtu", options.mtu());
+            }
             tx.mkdir(frontendPath);
             tx.setPermissions(frontendPath, frontendPerms);
             tx.write(frontendPath + "/backend", backendPath);
