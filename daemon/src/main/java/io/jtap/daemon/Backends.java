@@ -5,7 +5,6 @@ import io.jtap.formats.ImageFormats;
 import io.jtap.netback.NetbackService;
 import io.jtap.netback.TapFactory;
 import io.jtap.netback.VifSwitch;
-import io.jtap.tap.LinuxTap;
 import io.jtap.tap.SimulatedTap;
 import io.jtap.xen.XenPlatform;
 import java.io.IOException;
@@ -55,7 +54,7 @@ final class Backends implements AutoCloseable {
                         return tap;
                     };
                 } else {
-                    taps = LinuxTap::open;
+                    taps = TapFactory.linux();
                 }
                 net = NetbackService.start(platform, taps);
                 opened.add(net);
