@@ -865,10 +865,11 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
             }
         }
         if (newSize < old) {
+            // As QEMU's qcow2_co_truncate: only whole clusters beyond the new size are discarded; the rest of the
+            // last cluster keeps its bytes, and growing again (without a longer backing file) does not zero them,
+            // so they read back as before the shrink. qemu-img resize does exactly this, and jtap's images must
+            // read as qemu-img's do.
             long tailEnd = Math.min(old, (newSize + clusterSize - 1) & -(long) clusterSize);
-            if (tailEnd > newSize) {
-                writeZeroes(newSize, tailEnd - newSize);
-            }
             if (old > tailEnd) {
                 discardRange(tailEnd, old - tailEnd, DiscardMode.FULL);
             }
