@@ -865,10 +865,11 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
             }
         }
         if (newSize < old) {
+            // As QEMU's qcow2_co_truncate: only whole clusters beyond the new size are discarded; the rest of the
+            // last cluster keeps its bytes, and growing again (without a longer backing file) does not zero them,
+            // so they read back as before the shrink. qemu-img resize does exactly this, and jtap's images must
+            // read as qemu-img's do.
             long tailEnd = Math.min(old, (newSize + clusterSize - 1) & -(long) clusterSize);
-            if (tailEnd > newSize) {
-                writeZeroes(newSize, tailEnd - newSize);
-            }
             if (old > tailEnd) {
                 discardRange(tailEnd, old - tailEnd, DiscardMode.FULL);
             }
@@ -1061,15 +1062,27 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         }
     }
 
-    /** Under the lock: {@code length} (< cluster size) bytes for compressed data, refcounted per user. */
+    /**
+     * Under the lock: {@code length} (< cluster size) bytes for compressed data, refcounted per user of each host
+     * cluster they touch. As QEMU's {@code qcow2_alloc_bytes}: data that does not fit in the rest of the current host
+     * cluster continues into the next one when that is the cluster allocated next (contiguous), so large clusters
+     * are packed without a gap; otherwise it starts at the new cluster.
+     */
     private long allocateCompressedBytes(int length) throws IOException {
         long tail = compressedTail;
-        if (tail != 0 && length <= clusterSize - (tail & (clusterSize - 1))) {
+        long free = tail == 0 ? 0 : clusterSize - (tail & (clusterSize - 1));
+        if (tail != 0 && length <= free) {
             refcounts.update(tail >> clusterBits, 1, 1);
-            compressedTail = ((tail + length) & (clusterSize - 1)) == 0 ? 0 : tail + length;
+            compressedTail = length == free ? 0 : tail + length;
             return tail;
         }
         long host = refcounts.allocate(1);
+        if (tail != 0 && host == tail + free) {
+            refcounts.update(tail >> clusterBits, 1, 1);
+            long end = tail + length;
+            compressedTail = (end & (clusterSize - 1)) == 0 ? 0 : end;
+            return tail;
+        }
         compressedTail = host + length;
         return host;
     }

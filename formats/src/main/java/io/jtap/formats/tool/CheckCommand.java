@@ -75,6 +75,9 @@ final class CheckCommand implements Callable<Integer> {
             return EXIT_NOT_SUPPORTED;
         }
         ImageChecker.CheckReport r = report.get();
+        for (String m : r.messages()) {
+            tool.err.println(m);
+        }
         if (output == OutputFormat.json) {
             tool.out.println(Json.pretty(json(r, f.name())));
         } else if (!quiet) {
@@ -118,8 +121,9 @@ final class CheckCommand implements Callable<Integer> {
         return m;
     }
 
+    /** qemu-img leaves out the optional counts that are 0 (QAPI {@code has_*} is {@code value != 0}). */
     private static void putKnown(Map<String, Object> m, String key, long value) {
-        if (value >= 0) {
+        if (value > 0) {
             m.put(key, value);
         }
     }

@@ -1,6 +1,7 @@
 package io.jtap.formats.tool;
 
 import io.jtap.formats.BackingReference;
+import io.jtap.formats.CompressedWrites;
 import io.jtap.formats.CreateOptions;
 import io.jtap.formats.Image;
 import io.jtap.formats.ImageFormat;
@@ -130,13 +131,13 @@ final class ConvertCommand implements Callable<Integer> {
                     throw new ToolException(1, "Target '" + target + "' is smaller than the source: target size="
                             + dst.size() + ", source size=" + src.size());
                 }
-                Optional<CompressedClusterWriter> compressor = Optional.empty();
+                Optional<CompressedWrites> compressor = Optional.empty();
                 if (compress) {
-                    compressor = CompressedClusterWriter.forImage(dst);
-                    if (compressor.isEmpty()) {
-                        throw new ToolException(1, "Compression (-c) is not supported for format '"
-                                + dst.formatName() + "' by jtap yet");
+                    if (!(dst instanceof CompressedWrites cw)) {
+                        throw new ToolException(1, "Compression is not supported for this image format: format="
+                                + dst.formatName());
                     }
+                    compressor = Optional.of(cw);
                 }
                 int unit = dst instanceof Qcow2Image q ? q.clusterSize() : 1;
                 int granularity = (int) Math.max(sparse == 0 ? 512 : sparse, unit);

@@ -1,6 +1,7 @@
 package io.jtap.formats.tool;
 
 import io.jtap.formats.BlockStatus;
+import io.jtap.formats.CompressedWrites;
 import io.jtap.formats.Image;
 import java.io.IOException;
 import java.io.InterruptedIOException;
@@ -43,10 +44,11 @@ final class ConvertPipeline {
      * @param granularity   zero-detection unit in bytes, a power of two
      * @param targetIsZero  the target reads as zeros everywhere before the copy, so zeros need not be written
      * @param topLayerOnly  copy only what the source's top layer allocates ({@code -B})
-     * @param compressor    writes whole clusters compressed ({@code -c}), when present
+     * @param compressor    the target, when its data units are to be compressed ({@code -c}): workers compress in
+     *                      parallel, the ordered write stage only stores
      */
     record Settings(int parallel, boolean outOfOrder, boolean sparse, int granularity, boolean targetIsZero,
-                    boolean topLayerOnly, Optional<CompressedClusterWriter> compressor) {
+                    boolean topLayerOnly, Optional<CompressedWrites> compressor) {
         Settings {
             if (parallel < 1 || parallel > 64) {
                 throw new ToolException(1, "Invalid number of coroutines: -m " + parallel
@@ -96,6 +98,22 @@ final class ConvertPipeline {
             for (long off = 0; off < size && failure.get() == null; ) {
                 long[] run = nextRun(top, off, size);
                 long len = run[1];
+                if (settings.compressor().isPresent()) {
+                    // Compressed units are whole: a run ending inside one ends at the unit's end (as data; the
+                    // worker's zero detection still skips zero units), or a zero run gives back its last part.
+                    long unit = settings.compressor().get().compressionUnit();
+                    long end = off + len;
+                    long down = end / unit * unit;
+                    if (end < size && end != down) {
+                        if (run[0] == 2 || down <= off) {
+                            run[0] = 2;
+                            end = Math.min(size, down + unit);
+                        } else {
+                            end = down;
+                        }
+                        len = end - off;
+                    }
+                }
                 if (run[0] == 0) {
                     progress.advance(len);
                 } else if (run[0] == 1 && settings.targetIsZero() && settings.sparse()) {
@@ -192,21 +210,29 @@ final class ConvertPipeline {
             source.top().image().read(from, buf);
             buf.flip();
             List<long[]> segments = segments(buf, from);
+            List<Optional<ByteBuffer>> compressed = compress(buf, from, segments);
             awaitTurn(seq);
             try {
                 if (failure.get() != null) {
                     return;
                 }
+                int unitIndex = 0;
                 for (long[] s : segments) {
                     int at = (int) (s[1] - from);
                     int n = (int) (s[2] - s[1]);
-                    if (s[0] == 2) {
-                        ByteBuffer part = buf.slice(at, n);
-                        if (settings.compressor().isPresent()) {
-                            settings.compressor().get().write(target, s[1], part);
-                        } else {
-                            target.write(s[1], part);
+                    if (s[0] == 2 && settings.compressor().isPresent()) {
+                        CompressedWrites cw = settings.compressor().get();
+                        int unit = cw.compressionUnit();
+                        for (int u = at; u < at + n; u += unit) {
+                            Optional<ByteBuffer> c = compressed.get(unitIndex++);
+                            if (c.isPresent()) {
+                                cw.writeCompressedData(from + u, c.get());
+                            } else {
+                                target.write(from + u, buf.slice(u, Math.min(unit, at + n - u)));
+                            }
                         }
+                    } else if (s[0] == 2) {
+                        target.write(s[1], buf.slice(at, n));
                     } else if (!settings.targetIsZero()) {
                         target.writeZeroes(s[1], n);
                     }
@@ -218,6 +244,34 @@ final class ConvertPipeline {
         } finally {
             buffers.put(buf);
         }
+    }
+
+    /**
+     * With {@code -c}: each data unit compressed (empty when compression does not shrink it), in segment order. Runs
+     * in the worker, before its turn, so that units compress on all workers at once.
+     */
+    private List<Optional<ByteBuffer>> compress(ByteBuffer buf, long from, List<long[]> segments) throws IOException {
+        if (settings.compressor().isEmpty()) {
+            return List.of();
+        }
+        CompressedWrites cw = settings.compressor().get();
+        int unit = cw.compressionUnit();
+        List<Optional<ByteBuffer>> out = new ArrayList<>();
+        for (long[] s : segments) {
+            if (s[0] != 2) {
+                continue;
+            }
+            int at = (int) (s[1] - from);
+            int n = (int) (s[2] - s[1]);
+            if (s[1] % unit != 0) {
+                throw new IllegalStateException("compressed data segment not unit-aligned: offset=" + s[1]
+                        + ", unit=" + unit);
+            }
+            for (int u = at; u < at + n; u += unit) {
+                out.add(cw.compress(buf.slice(u, Math.min(unit, at + n - u))));
+            }
+        }
+        return out;
     }
 
     /** Splits the chunk into runs of data (kind 2) and zero (kind 1) granules: {kind, from, to}. */
