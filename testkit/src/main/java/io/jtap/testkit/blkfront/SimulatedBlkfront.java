@@ -93,6 +93,8 @@ public final class SimulatedBlkfront implements AutoCloseable {
         final int firstSect;
         Integer status;
         byte[] data;
+        /** The data stays in the pool pages: a read is not copied out (benchmarks). */
+        boolean inPlace;
 
         Request(long id, int queue, int operation, int sectors, int firstSect) {
             this.id = id;
@@ -140,6 +142,8 @@ public final class SimulatedBlkfront implements AutoCloseable {
     private int indirectSegments;
     private int order;
     private long nextId = 1;
+    /** Responses collected so far. */
+    private long responses;
     private int grantsStillMapped;
     private long sectors;
     private boolean connected;
@@ -428,6 +432,55 @@ public final class SimulatedBlkfront implements AutoCloseable {
         return submitRw(queue, operation, sector, data.length / Blkif.SECTOR_SIZE, data, firstSect);
     }
 
+    /**
+     * Submits a read whose data is left in this frontend's pages (not copied to {@link Request#data()}), as a guest
+     * reading into its page cache: for benchmarks, where the copy out would be the frontend's cost, not the backend's.
+     */
+    public Request submitReadInPlace(int queue, long sector, int count) throws IOException, TimeoutException {
+        Request r = submitRw(queue, Blkif.BLKIF_OP_READ, sector, count, null, 0);
+        r.inPlace = true;
+        return r;
+    }
+
+    /**
+     * Submits a write of whatever this frontend's pages hold (no data is copied in), as a guest writing out its page
+     * cache: for benchmarks.
+     */
+    public Request submitWriteInPlace(int queue, long sector, int count) throws IOException, TimeoutException {
+        Request r = submitRw(queue, Blkif.BLKIF_OP_WRITE, sector, count, null, 0);
+        r.inPlace = true;
+        return r;
+    }
+
+    /** Requests submitted and not yet answered, across the queues. */
+    public int inFlight() {
+        int n = 0;
+        for (Queue q : queues) {
+            n += q.inFlight.size();
+        }
+        return n;
+    }
+
+    /** Requests submitted on {@code queue} and not yet answered. */
+    public int inFlight(int queue) {
+        return queues.get(queue).inFlight.size();
+    }
+
+    /**
+     * Waits until at least one response arrives (on any queue) and collects every response there is.
+     *
+     * @return the responses collected
+     * @throws TimeoutException when nothing arrives within the frontend's timeout
+     */
+    public int awaitResponses() throws IOException, TimeoutException {
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        long before = responses;
+        while (responses == before) {
+            waitForResponses(deadline);
+        }
+        return (int) (responses - before);
+    }
+
     /** Submits {@code BLKIF_OP_FLUSH_DISKCACHE} without segments. */
     public Request submitFlush(int queue) throws IOException, TimeoutException {
         return submitRw(queue, Blkif.BLKIF_OP_FLUSH_DISKCACHE, 0, 0, null, 0);
@@ -607,12 +660,13 @@ public final class SimulatedBlkfront implements AutoCloseable {
     }
 
     private void complete(int qi, Queue q, long id, int operation, int status) {
+        responses++;
         Request r = q.inFlight.remove(id);
         if (r == null) {
             unexpected.add(new RawResponse(qi, id, operation, status));
             return;
         }
-        if (r.operation == Blkif.BLKIF_OP_READ && status == Blkif.BLKIF_RSP_OKAY) {
+        if (r.operation == Blkif.BLKIF_OP_READ && status == Blkif.BLKIF_RSP_OKAY && !r.inPlace) {
             r.data = new byte[r.sectors * Blkif.SECTOR_SIZE];
             int at = 0;
             for (int s = 0; at < r.data.length; s++) {

@@ -1,0 +1,15 @@
+#!/bin/sh
+# End-to-end block backend benchmark (see bench/README.md, "Block backend"): blkback through the simulated Xen
+# against pread/pwrite on the same data, paired repetitions, ratios. Build first:
+#   mvn -q -ntp -pl blkback,bench -am install -DskipTests
+# Environment: SIZE_MIB (image size, 512), REPS (5), SECONDS_PER_REP (1), WARMUP (1), DIR (images; a
+# temporary directory), CASES (comma-separated substrings of case names, e.g. "4k,qcow2"), JAVA_OPTS.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here/.."
+cp=$(mvn -q -ntp -o -pl bench dependency:build-classpath -Dmdep.outputFile=/dev/stdout):bench/target/classes
+exec java ${JAVA_OPTS:-} -Xmx1g \
+    -Djtap.bench.sizeMiB="${SIZE_MIB:-512}" -Djtap.bench.reps="${REPS:-5}" \
+    -Djtap.bench.seconds="${SECONDS_PER_REP:-1}" -Djtap.bench.warmup="${WARMUP:-1}" \
+    ${DIR:+-Djtap.bench.dir="$DIR"} -Djtap.bench.cases="${CASES:-}" \
+    -cp "$cp" io.jtap.bench.blk.BlkbackEndToEnd
