@@ -7,7 +7,10 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
-cp=$(mvn -q -ntp -o -pl bench dependency:build-classpath -Dmdep.outputFile=/dev/stdout):bench/target/classes
+# This worktree's own classes first: the jtap jars in ~/.m2 may come from another worktree's build.
+own=""
+for m in ring native testkit formats blkback bench; do own="$own:$PWD/$m/target/classes"; done
+cp=${own#:}:$(mvn -q -ntp -o -pl bench dependency:build-classpath -Dmdep.outputFile=/dev/stdout)
 exec java ${JAVA_OPTS:-} -Xmx1g \
     -Djtap.bench.sizeMiB="${SIZE_MIB:-512}" -Djtap.bench.reps="${REPS:-5}" \
     -Djtap.bench.seconds="${SECONDS_PER_REP:-1}" -Djtap.bench.warmup="${WARMUP:-1}" \

@@ -21,10 +21,9 @@ import io.jtap.xen.linux.Syscalls;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executor;
@@ -96,8 +95,14 @@ final class BlkifQueue implements AutoCloseable {
     private final WakeupFd wakeup;
     /** Reads of DATA extents, or null when all IO goes to the worker pool. Owned. */
     private final BlockIoEngine engine;
-    private final Map<Long, BlkifRequest> engineOps = new HashMap<>();
-    private long nextEngineTag;
+    /** Every request object this queue made, indexed by {@link BlkifRequest#tag}: the engine's user data. */
+    private final ArrayList<BlkifRequest> byTag = new ArrayList<>();
+    /** Request objects not in use: reused, so that the data path allocates none per request. */
+    private final ArrayDeque<BlkifRequest> freeRequests = new ArrayDeque<>();
+    /** Engine operations submitted and not yet reaped. */
+    private int engineOps;
+    /** Operations prepared in the engine since the last {@link BlockIoEngine#submit()}: one submit per pass. */
+    private boolean engineDirty;
     private final ConcurrentLinkedQueue<BlkifRequest> completed = new ConcurrentLinkedQueue<>();
     private final ArrayDeque<BlkifRequest> waiting = new ArrayDeque<>();
     private final ByteBuffer slot;
@@ -119,6 +124,7 @@ final class BlkifQueue implements AutoCloseable {
     private volatile int persistentGrants;
     private volatile long engineReads;
     private volatile long engineWrites;
+    private volatile long engineIos;
     private boolean closed;
 
     /**
@@ -184,6 +190,11 @@ final class BlkifQueue implements AutoCloseable {
         return engineWrites;
     }
 
+    /** Vectored IOs (readv and writev) submitted to the engine: one per contiguous host extent of a request. */
+    long engineIos() {
+        return engineIos;
+    }
+
     /** Persistent grants currently mapped (0 unless in persistent mode). */
     int persistentGrants() {
         return persistentGrants;
@@ -232,8 +243,8 @@ final class BlkifQueue implements AutoCloseable {
      */
     int doWork() throws IOException {
         int work = reapCompletions();
-        if (engine != null && !engineOps.isEmpty()) {
-            work += engine.reap(this::engineCompleted);
+        if (engine != null && engineOps > 0) {
+            work += engine.reap(engineCompleted);
         }
         if (!halted && !drained) {
             // On stop, one last pass: what the frontend published before the stop is answered, not dropped.
@@ -243,6 +254,7 @@ final class BlkifQueue implements AutoCloseable {
             work += consumeRequests();
         }
         work += dispatchWaiting();
+        submitEngine();
         if (responsesWritten) {
             responsesWritten = false;
             if (ring.pushResponsesAndCheckNotify()) {
@@ -258,6 +270,29 @@ final class BlkifQueue implements AutoCloseable {
             }
         }
         return work;
+    }
+
+    /** Starts what this pass prepared in the engine, in one system call. */
+    private void submitEngine() {
+        if (!engineDirty) {
+            return;
+        }
+        try {
+            engine.submit();
+            engineDirty = false;
+        } catch (IOException | RuntimeException e) {
+            // The prepared operations stay queued in the engine; the next pass tries again.
+            log.warn("queue=" + index + ": engine submit failed, retrying: " + e.getMessage());
+        }
+    }
+
+    private BlkifRequest newRequest() {
+        BlkifRequest r = freeRequests.poll();
+        if (r == null) {
+            r = new BlkifRequest(maxIndirectSegments, byTag.size());
+            byTag.add(r);
+        }
+        return r;
     }
 
     private void idle() throws IOException {
@@ -285,7 +320,7 @@ final class BlkifQueue implements AutoCloseable {
         }
         for (int i = 0; i < n; i++) {
             ring.copyRequest(slot, 0);
-            BlkifRequest r = new BlkifRequest(maxIndirectSegments);
+            BlkifRequest r = newRequest();
             r.decode(slot, abi, maxIndirectSegments);
             if (r.status == Blkif.BLKIF_RSP_OKAY && r.indirect) {
                 readIndirectSegments(r);
@@ -302,6 +337,10 @@ final class BlkifQueue implements AutoCloseable {
     }
 
     private void readIndirectSegments(BlkifRequest r) {
+        if (persistent != null && readIndirectSegmentsPersistent(r)) {
+            r.decodeIndirectSegments(indirectCopy);
+            return;
+        }
         int[] refs = Arrays.copyOf(r.indirectGrefs, r.nrIndirectPages);
         try (GrantMapping pages = grants.map(domid, refs, false)) {
             // Copy once: the guest may change its indirect pages while we look.
@@ -312,6 +351,48 @@ final class BlkifQueue implements AutoCloseable {
             return;
         }
         r.decodeIndirectSegments(indirectCopy);
+    }
+
+    /**
+     * Copies the indirect pages through persistent grants (Linux blkback maps indirect pages persistently too): no
+     * map and unmap per request once the frontend reuses its indirect pages, as blkfront does.
+     *
+     * @return false, having copied nothing, when a page has no persistent grant (cache full, or the frontend granted
+     *         it read-only); the caller maps the pages for this request instead
+     */
+    private boolean readIndirectSegmentsPersistent(BlkifRequest r) {
+        PersistentGrantCache.Entry[] pages = r.persistentSlots;
+        int n = r.nrIndirectPages;
+        int got = 0;
+        boolean ok = true;
+        long now = System.nanoTime();
+        try {
+            for (; got < n; got++) {
+                pages[got] = persistent.acquire(r.indirectGrefs[got], now);
+                if (pages[got] == null) {
+                    ok = false;
+                    break;
+                }
+            }
+            if (ok) {
+                int left = r.nrSegments * BlkifSegmentDescriptor.LENGTH;
+                for (int i = 0; i < n; i++) {
+                    // Copy once: the guest may change its indirect pages while we look.
+                    int len = Math.min(left, GrantTable.PAGE_SIZE);
+                    indirectCopy.put(i * GrantTable.PAGE_SIZE, pages[i].page, 0, len);
+                    left -= len;
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            ok = false;
+        } finally {
+            for (int i = 0; i < got; i++) {
+                persistent.release(pages[i]);
+                pages[i] = null;
+            }
+        }
+        persistentGrants = persistent.size();
+        return ok;
     }
 
     private void validate(BlkifRequest r) {
@@ -385,7 +466,7 @@ final class BlkifQueue implements AutoCloseable {
     /** Sets {@link BlkifRequest#pieces}: the buffers the IO reads into or writes from. */
     private void reachGuestPages(BlkifRequest r) throws IOException {
         int n = r.nrSegments;
-        r.pieces = new ByteBuffer[n];
+        r.pieces = r.piecesArray(n);
         if (n == 0) {
             return;
         }
@@ -395,7 +476,8 @@ final class BlkifQueue implements AutoCloseable {
                 int length = (int) r.byteLength();
                 r.bounceOwner = bounces.acquire(length);
                 r.bounce = r.bounceOwner.slice(0, length);
-                r.pieces = new ByteBuffer[] {r.bounce};
+                r.pieces = r.piecesArray(1);
+                r.pieces[0] = r.bounce;
                 if (!toGuest) {
                     copyBatch.clear();
                     int at = 0;
@@ -410,7 +492,7 @@ final class BlkifQueue implements AutoCloseable {
                 }
             }
             case PERSISTENT -> {
-                r.persistent = new PersistentGrantCache.Entry[n];
+                r.persistent = r.persistentSlots;
                 long now = System.nanoTime();
                 int overflow = 0;
                 for (int i = 0; i < n; i++) {
@@ -420,6 +502,13 @@ final class BlkifQueue implements AutoCloseable {
                     }
                 }
                 persistentGrants = persistent.size();
+                if (overflow == 0) {
+                    // The common case, allocation-free but for the slices of partial pages.
+                    for (int i = 0; i < n; i++) {
+                        r.pieces[i] = segmentSlice(r.persistent[i].page, 0, r, i);
+                    }
+                    return;
+                }
                 int[] refs = new int[overflow];
                 int[] where = new int[n];
                 for (int i = 0, k = 0; i < n; i++) {
@@ -428,12 +517,10 @@ final class BlkifQueue implements AutoCloseable {
                         refs[k++] = r.grefs[i];
                     }
                 }
-                if (overflow > 0) {
-                    r.batchMapping = grants.map(domid, refs, toGuest);
-                }
+                r.batchMapping = grants.map(domid, refs, toGuest);
+                ByteBuffer batch = r.batchMapping.buffer();
                 for (int i = 0; i < n; i++) {
-                    ByteBuffer page = r.persistent[i] != null ? r.persistent[i].mapping.buffer()
-                            : r.batchMapping.buffer();
+                    ByteBuffer page = r.persistent[i] != null ? r.persistent[i].page : batch;
                     int base = r.persistent[i] != null ? 0 : where[i] * GrantTable.PAGE_SIZE;
                     r.pieces[i] = segmentSlice(page, base, r, i);
                 }
@@ -452,6 +539,10 @@ final class BlkifQueue implements AutoCloseable {
     private static ByteBuffer segmentSlice(ByteBuffer pages, int pageBase, BlkifRequest r, int i) {
         int first = r.firstSect[i] << Blkif.SECTOR_SHIFT;
         int len = (r.lastSect[i] - r.firstSect[i] + 1) << Blkif.SECTOR_SHIFT;
+        if (pageBase == 0 && first == 0 && len == pages.capacity()) {
+            // A whole single-page mapping (a persistent grant): the buffer itself, which the IO never moves.
+            return pages;
+        }
         return pages.slice(pageBase + first, len);
     }
 
@@ -581,12 +672,12 @@ final class BlkifQueue implements AutoCloseable {
                         pieceAt = 0;
                     }
                 }
-                long tag = nextEngineTag++;
-                engine.writev(e.file().fd(), e.hostOffset(), v, tag);
-                engineOps.put(tag, r);
+                engine.writev(e.file().fd(), e.hostOffset(), v, r.tag);
+                engineIos++;
+                engineOps++;
+                engineDirty = true;
                 r.pendingOps++;
             }
-            engine.submit();
             engineWrites++;
         } catch (IOException | RuntimeException ex) {
             r.failure = ex;
@@ -681,13 +772,13 @@ final class BlkifQueue implements AutoCloseable {
                     }
                 }
                 if (v != null) {
-                    long tag = nextEngineTag++;
-                    engine.readv(e.file().fd(), e.hostOffset(), v, tag);
-                    engineOps.put(tag, r);
+                    engine.readv(e.file().fd(), e.hostOffset(), v, r.tag);
+                    engineIos++;
+                    engineOps++;
+                    engineDirty = true;
                     r.pendingOps++;
                 }
             }
-            engine.submit();
             engineReads++;
         } catch (IOException | RuntimeException ex) {
             r.failure = ex;
@@ -698,10 +789,13 @@ final class BlkifQueue implements AutoCloseable {
         return true;
     }
 
+    private final io.jtap.aio.CompletionHandler engineCompleted = this::engineCompleted;
+
     /** The engine's completion handler, on the ring thread. */
     private void engineCompleted(long tag, long result) {
-        BlkifRequest r = engineOps.remove(tag);
-        if (r == null) {
+        engineOps--;
+        BlkifRequest r = tag >= 0 && tag < byTag.size() ? byTag.get((int) tag) : null;
+        if (r == null || r.pendingOps == 0) {
             return;
         }
         if (result < 0 && r.failure == null) {
@@ -736,9 +830,11 @@ final class BlkifQueue implements AutoCloseable {
 
     private void releaseGuestPages(BlkifRequest r) {
         if (r.persistent != null) {
-            for (PersistentGrantCache.Entry e : r.persistent) {
+            for (int i = 0; i < r.nrSegments; i++) {
+                PersistentGrantCache.Entry e = r.persistent[i];
                 if (e != null) {
                     persistent.release(e);
+                    r.persistent[i] = null;
                 }
             }
             r.persistent = null;
@@ -764,6 +860,7 @@ final class BlkifQueue implements AutoCloseable {
         BlkifResponseDescriptor.put(ring.buffer(), at, r.id, r.ioOp, r.status);
         responsesWritten = true;
         requestsServed++;
+        freeRequests.push(r);
     }
 
     private void halt(String reason) {

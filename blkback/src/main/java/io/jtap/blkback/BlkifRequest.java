@@ -68,11 +68,37 @@ final class BlkifRequest {
     /** The write's reservation, between {@link #PHASE_MAPPED} and its completion. */
     io.jtap.formats.WriteMapping writeMapping;
 
-    BlkifRequest(int maxSegments) {
+    /** This object's index in its queue, the engine's user data for its operations. */
+    final int tag;
+    /** Storage for {@link #persistent}, reused by every request this object carries. */
+    final PersistentGrantCache.Entry[] persistentSlots;
+    /** The last {@link #pieces} array handed out by {@link #piecesArray}, reused when the size repeats. */
+    private ByteBuffer[] piecesCache = new ByteBuffer[0];
+
+    /**
+     * An object that carries one request at a time (the ring thread reuses it: {@link #decode} resets it).
+     *
+     * @param tag its index in its queue
+     */
+    BlkifRequest(int maxSegments, int tag) {
         int n = Math.max(maxSegments, Blkif.BLKIF_MAX_SEGMENTS_PER_REQUEST);
+        this.tag = tag;
         grefs = new int[n];
         firstSect = new byte[n];
         lastSect = new byte[n];
+        persistentSlots = new PersistentGrantCache.Entry[n];
+    }
+
+    BlkifRequest(int maxSegments) {
+        this(maxSegments, -1);
+    }
+
+    /** An array of {@code n} buffer slots for {@link #pieces}, reused while requests have the same segment count. */
+    ByteBuffer[] piecesArray(int n) {
+        if (piecesCache.length != n) {
+            piecesCache = new ByteBuffer[n];
+        }
+        return piecesCache;
     }
 
     /** The data length in bytes: the sum of the segments' sectors times 512. */

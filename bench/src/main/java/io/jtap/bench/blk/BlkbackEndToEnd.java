@@ -49,7 +49,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * <p>The baseline: the page cache has no device latency, so a synchronous {@code pread} never waits and queue depth
  * adds nothing to one thread; the baseline therefore runs one thread per blkif queue (the ring thread is the one
  * that does the IO in blkback: io_uring completes page-cache reads inline in {@code io_uring_enter}). Both sides read
- * into (write from) direct buffers, so each moves the data once (kernel ↔ user).
+ * into (write from) direct buffers, so each moves the data once (kernel ↔ user), and the baseline cycles through as
+ * many buffers as the frontend keeps requests in flight, so that both touch the same amount of memory.
  *
  * <p>System properties: {@code jtap.bench.sizeMiB} (image size, default 512), {@code jtap.bench.reps} (paired
  * repetitions, default 5), {@code jtap.bench.seconds} (per repetition, default 1), {@code jtap.bench.warmup}
@@ -257,7 +258,12 @@ public final class BlkbackEndToEnd {
         for (int t = 0; t < threads; t++) {
             int id = t;
             Thread th = new Thread(() -> {
-                ByteBuffer buf = ByteBuffer.allocateDirect(w.blockBytes);
+                // As many buffers as the frontend keeps requests in flight, used in turn: the same memory footprint.
+                ByteBuffer all = ByteBuffer.allocateDirect(w.blockBytes * w.queueDepth);
+                ByteBuffer[] bufs = new ByteBuffer[w.queueDepth];
+                for (int i = 0; i < bufs.length; i++) {
+                    bufs[i] = all.slice(i * w.blockBytes, w.blockBytes);
+                }
                 long blocks = size / w.blockBytes;
                 long seed = 0x9E3779B97F4A7C15L * (id + 1);
                 long next = blocks * id / threads;
@@ -272,6 +278,7 @@ public final class BlkbackEndToEnd {
                             block = next;
                             next = next + 1 == blocks ? 0 : next + 1;
                         }
+                        ByteBuffer buf = bufs[(int) (n % bufs.length)];
                         buf.clear();
                         long at = block * w.blockBytes;
                         while (buf.hasRemaining()) {
