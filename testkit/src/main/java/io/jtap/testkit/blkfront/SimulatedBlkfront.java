@@ -16,7 +16,6 @@ import io.jtap.xen.sim.SimulatedXen;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.time.Duration;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -88,8 +87,9 @@ public final class SimulatedBlkfront implements AutoCloseable {
         final int queue;
         final int operation;
         final int sectors;
-        final List<Integer> pages = new ArrayList<>();
-        final List<Integer> temporaryGrants = new ArrayList<>();
+        /** Pool pages the request holds (data, then indirect), as primitive ints: 1 MiB is 257 of them. */
+        final IntList pages = new IntList();
+        final IntList temporaryGrants = new IntList();
         final int firstSect;
         Integer status;
         byte[] data;
@@ -120,6 +120,31 @@ public final class SimulatedBlkfront implements AutoCloseable {
 
         public long id() {
             return id;
+        }
+    }
+
+    /** A growable list of ints without boxing, used as a list and as a stack. */
+    static final class IntList {
+        private int[] values = new int[16];
+        private int size;
+
+        void add(int v) {
+            if (size == values.length) {
+                values = java.util.Arrays.copyOf(values, size * 2);
+            }
+            values[size++] = v;
+        }
+
+        int pop() {
+            return values[--size];
+        }
+
+        int get(int i) {
+            return values[i];
+        }
+
+        int size() {
+            return size;
         }
     }
 
@@ -155,7 +180,7 @@ public final class SimulatedBlkfront implements AutoCloseable {
         final int port;
         final GuestPages pool;
         final int[] poolRefs;
-        final ArrayDeque<Integer> freePages = new ArrayDeque<>();
+        final IntList freePages = new IntList();
         final Map<Long, Request> inFlight = new HashMap<>();
 
         Queue(GuestPages ringPages, int[] ringRefs, FrontRing ring, int port, GuestPages pool, int[] poolRefs) {
@@ -375,8 +400,8 @@ public final class SimulatedBlkfront implements AutoCloseable {
                 }
             }
             for (Request r : q.inFlight.values()) {
-                for (int ref : r.temporaryGrants) {
-                    endGrant(ref);
+                for (int i = 0; i < r.temporaryGrants.size(); i++) {
+                    endGrant(r.temporaryGrants.get(i));
                 }
             }
             evtchn.unbind(q.port);
@@ -525,7 +550,7 @@ public final class SimulatedBlkfront implements AutoCloseable {
         int[] lasts = new int[segments];
         int dataAt = 0;
         for (int s = 0; s < segments; s++) {
-            int page = q.freePages.poll();
+            int page = q.freePages.pop();
             r.pages.add(page);
             int first = s == 0 ? firstSect : 0;
             int last = Math.min(Blkif.SECTORS_PER_PAGE - 1, first + (count - dataAt / Blkif.SECTOR_SIZE) - 1);
@@ -549,7 +574,7 @@ public final class SimulatedBlkfront implements AutoCloseable {
         } else {
             wanted.abi().indirectRequest().put(ring, slot, operation, segments, r.id, sector, devid);
             for (int p = 0; p < indirectPages; p++) {
-                int page = q.freePages.poll();
+                int page = q.freePages.pop();
                 r.pages.add(page);
                 ByteBuffer buf = q.pool.buffer();
                 int base = page * GrantTable.PAGE_SIZE;
@@ -677,10 +702,12 @@ public final class SimulatedBlkfront implements AutoCloseable {
                 at += len;
             }
         }
-        for (int ref : r.temporaryGrants) {
-            endGrant(ref);
+        for (int i = 0; i < r.temporaryGrants.size(); i++) {
+            endGrant(r.temporaryGrants.get(i));
         }
-        q.freePages.addAll(r.pages);
+        for (int i = 0; i < r.pages.size(); i++) {
+            q.freePages.add(r.pages.get(i));
+        }
         r.status = status;
     }
 
