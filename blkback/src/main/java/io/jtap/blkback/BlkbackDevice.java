@@ -144,6 +144,11 @@ public final class BlkbackDevice implements AutoCloseable {
         return runOnControlQuietly(() -> queues.stream().mapToLong(BlkifQueue::engineIos).sum());
     }
 
+    /** Flushes and discards the current connection's queues sent to io_uring (raw images). */
+    public long engineFences() {
+        return runOnControlQuietly(() -> queues.stream().mapToLong(BlkifQueue::engineFences).sum());
+    }
+
     /** Responses sent by the current connection's queues. */
     public long requestsServed() {
         return runOnControlQuietly(() -> queues.stream().mapToLong(BlkifQueue::requestsServed).sum());

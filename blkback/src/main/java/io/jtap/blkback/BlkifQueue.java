@@ -5,6 +5,7 @@ import io.jtap.aio.IoVector;
 import io.jtap.formats.Extent;
 import io.jtap.formats.Image;
 import io.jtap.formats.WriteMapping;
+import io.jtap.formats.raw.RawImage;
 import io.jtap.ring.BackRing;
 import io.jtap.ring.RingOverflowException;
 import io.jtap.ring.blkif.Blkif;
@@ -16,6 +17,7 @@ import io.jtap.xen.GrantCopyBatch;
 import io.jtap.xen.GrantMapping;
 import io.jtap.xen.GrantStatus;
 import io.jtap.xen.GrantTable;
+import io.jtap.xen.linux.LibC;
 import io.jtap.xen.linux.Syscalls;
 
 import java.io.IOException;
@@ -37,8 +39,9 @@ import java.util.concurrent.TimeUnit;
  * goes straight from the image's host file into the guest's pages through the queue's {@link BlockIoEngine}
  * (io_uring), submitted and reaped by this thread. A write is split in three: a worker reserves its extents
  * ({@code mapForWrite} may block), this thread submits the data IO to the engine, a worker completes the mapping
- * (metadata). Everything else (transformed and backing extents, barriers, flushes, discards, and whatever finds
- * the engine full) runs on the bounded worker pool, with the mapped pages still the IO buffers. Completions become
+ * (metadata). A flush or barrier without data and a plain discard of a raw image go to the engine too
+ * ({@code fdatasync}, {@code fallocate}). Everything else (transformed and backing extents, other formats' flushes and
+ * discards, and whatever finds the engine full) runs on the bounded worker pool, with the mapped pages still the IO buffers. Completions become
  * responses pushed in batches with {@code RING_PUSH_RESPONSES_AND_CHECK_NOTIFY}. Linux: {@code blkback.c}'s
  * {@code xen_blkif_schedule} / {@code __do_block_io_op} / {@code make_response}.
  *
@@ -125,6 +128,7 @@ final class BlkifQueue implements AutoCloseable {
     private volatile long engineReads;
     private volatile long engineWrites;
     private volatile long engineIos;
+    private volatile long engineFences;
     private boolean closed;
 
     /**
@@ -188,6 +192,11 @@ final class BlkifQueue implements AutoCloseable {
     /** Writes whose data went through the block IO engine. */
     long engineWrites() {
         return engineWrites;
+    }
+
+    /** Flushes and discards sent to the engine (raw images). */
+    long engineFences() {
+        return engineFences;
     }
 
     /** Vectored IOs (readv and writev) submitted to the engine: one per contiguous host extent of a request. */
@@ -455,12 +464,51 @@ final class BlkifQueue implements AutoCloseable {
         if (engine != null && r.ioOp == Blkif.BLKIF_OP_READ && r.nrSegments > 0 && readThroughEngine(r)) {
             return;
         }
+        if (engine != null && r.isFence() && r.nrSegments == 0 && fenceThroughEngine(r)) {
+            return;
+        }
         try {
             workers.execute(() -> performIo(r));
         } catch (RejectedExecutionException e) {
             r.failure = e;
             completed.add(r);
         }
+    }
+
+    /**
+     * Sends a flush or barrier without data, or a plain discard, of a raw image to the engine: {@code fdatasync}
+     * (what {@link RawImage#flush()} does) or {@code fallocate(PUNCH_HOLE)} ({@link RawImage#discard}), without a trip
+     * through the worker pool. Every earlier request has completed (this is a fence), so the flush covers every
+     * write reaped before it, as the engine requires. Other formats keep their own flush (metadata first) on a
+     * worker; secure discards (zeroing, with fallbacks) too.
+     *
+     * @return false, having done nothing, when the request must go to the worker pool instead
+     */
+    private boolean fenceThroughEngine(BlkifRequest r) {
+        if (!(owner.image() instanceof RawImage raw) || engine.available() == 0) {
+            return false;
+        }
+        boolean discard = r.ioOp == Blkif.BLKIF_OP_DISCARD;
+        if (discard && (r.discardSecure || r.discardSectors == 0)) {
+            return false;
+        }
+        try {
+            int fd = raw.file().fd();
+            if (discard) {
+                engine.fallocate(fd, BlockIoEngine.FALLOCATE_PUNCH_HOLE, r.sector << Blkif.SECTOR_SHIFT,
+                        r.discardSectors << Blkif.SECTOR_SHIFT, r.tag);
+            } else {
+                engine.fsync(fd, true, r.tag);
+            }
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
+        r.phase = BlkifRequest.PHASE_ENGINE_FENCE;
+        r.pendingOps = 1;
+        engineOps++;
+        engineDirty = true;
+        engineFences++;
+        return true;
     }
 
     /** Sets {@link BlkifRequest#pieces}: the buffers the IO reads into or writes from. */
@@ -796,6 +844,18 @@ final class BlkifQueue implements AutoCloseable {
         engineOps--;
         BlkifRequest r = tag >= 0 && tag < byTag.size() ? byTag.get((int) tag) : null;
         if (r == null || r.pendingOps == 0) {
+            return;
+        }
+        if (r.phase == BlkifRequest.PHASE_ENGINE_FENCE) {
+            r.phase = BlkifRequest.PHASE_IO;
+            r.pendingOps = 0;
+            // As RawImage.discard: a file system that cannot punch holes makes a discard a no-op, not an error.
+            boolean unsupportedDiscard = r.ioOp == Blkif.BLKIF_OP_DISCARD && result == -LibC.EOPNOTSUPP;
+            if (result < 0 && !unsupportedDiscard) {
+                r.failure = new IOException((r.ioOp == Blkif.BLKIF_OP_DISCARD ? "fallocate" : "fdatasync")
+                        + " failed: result=" + result);
+            }
+            finish(r);
             return;
         }
         if (result < 0 && r.failure == null) {

@@ -63,6 +63,8 @@ final class BlkifRequest {
     static final int PHASE_MAPPED = 1;
     /** The ring thread's data IO is in the engine. */
     static final int PHASE_WRITING = 2;
+    /** A flush or discard of a raw image is in the engine (one operation). */
+    static final int PHASE_ENGINE_FENCE = 3;
     /** The plain phase: the request's IO runs, or ran, in one piece. */
     static final int PHASE_IO = 0;
     /** The write's reservation, between {@link #PHASE_MAPPED} and its completion. */
