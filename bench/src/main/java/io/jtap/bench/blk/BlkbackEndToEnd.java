@@ -53,7 +53,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * many buffers as the frontend keeps requests in flight, so that both touch the same amount of memory.
  *
  * <p>System properties: {@code jtap.bench.sizeMiB} (image size, default 512), {@code jtap.bench.reps} (paired
- * repetitions, default 5), {@code jtap.bench.seconds} (per repetition, default 1), {@code jtap.bench.warmup}
+ * repetitions, default 10), {@code jtap.bench.seconds} (per repetition, default 0.5: short pairs follow the load of a
+ * shared machine more closely), {@code jtap.bench.warmup}
  * (seconds, default 1), {@code jtap.bench.dir} (where the images go, default a temporary directory),
  * {@code jtap.bench.cases} (comma-separated substrings of case names to run, default all).
  */
@@ -98,8 +99,8 @@ public final class BlkbackEndToEnd {
 
     public static void main(String[] args) throws Exception {
         long size = Long.getLong("jtap.bench.sizeMiB", 512) << 20;
-        int reps = Integer.getInteger("jtap.bench.reps", 5);
-        double seconds = Double.parseDouble(System.getProperty("jtap.bench.seconds", "1"));
+        int reps = Integer.getInteger("jtap.bench.reps", 10);
+        double seconds = Double.parseDouble(System.getProperty("jtap.bench.seconds", "0.5"));
         double warmup = Double.parseDouble(System.getProperty("jtap.bench.warmup", "1"));
         String dirProp = System.getProperty("jtap.bench.dir");
         Path dir = dirProp != null ? Files.createDirectories(Path.of(dirProp)) : Files.createTempDirectory("jtap-blk");
