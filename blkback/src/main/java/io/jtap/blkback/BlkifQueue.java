@@ -39,7 +39,7 @@ import java.util.concurrent.TimeUnit;
  * goes straight from the image's host file into the guest's pages through the queue's {@link BlockIoEngine}
  * (io_uring), submitted and reaped by this thread. A write is split in three: a worker reserves its extents
  * ({@code mapForWrite} may block), this thread submits the data IO to the engine, a worker completes the mapping
- * (metadata). A flush or barrier without data and a plain discard of a raw image go to the engine too
+ * (metadata); for a raw image, whose mapping only computes, this thread does all three. A flush or barrier without data and a plain discard of a raw image go to the engine too
  * ({@code fdatasync}, {@code fallocate}). Everything else (transformed and backing extents, other formats' flushes and
  * discards, and whatever finds the engine full) runs on the bounded worker pool, with the mapped pages still the IO buffers. Completions become
  * responses pushed in batches with {@code RING_PUSH_RESPONSES_AND_CHECK_NOTIFY}. Linux: {@code blkback.c}'s
@@ -467,6 +467,9 @@ final class BlkifQueue implements AutoCloseable {
         if (engine != null && r.isFence() && r.nrSegments == 0 && fenceThroughEngine(r)) {
             return;
         }
+        if (engine != null && r.ioOp == Blkif.BLKIF_OP_WRITE && r.nrSegments > 0 && rawWriteThroughEngine(r)) {
+            return;
+        }
         try {
             workers.execute(() -> performIo(r));
         } catch (RejectedExecutionException e) {
@@ -508,6 +511,28 @@ final class BlkifQueue implements AutoCloseable {
         engineOps++;
         engineDirty = true;
         engineFences++;
+        return true;
+    }
+
+    /**
+     * A write to a raw image skips both worker trips: {@link RawImage#mapForWrite} only computes (one DATA extent at
+     * the same offset, nothing reserved, {@code complete()} and {@code abort()} do nothing), so the ring thread maps,
+     * submits the {@code writev} and answers on completion, as for a read.
+     *
+     * @return false, having done nothing, when the write must take the general path
+     */
+    private boolean rawWriteThroughEngine(BlkifRequest r) {
+        if (!(owner.image() instanceof RawImage raw)) {
+            return false;
+        }
+        try {
+            r.writeMapping = raw.mapForWrite(r.sector << Blkif.SECTOR_SHIFT, ImageIo.total(r.pieces));
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
+        r.phase = BlkifRequest.PHASE_MAPPED;
+        r.completeOnRing = true;
+        writeThroughEngine(r);
         return true;
     }
 
@@ -863,12 +888,33 @@ final class BlkifQueue implements AutoCloseable {
                     ? " (end of file)" : ""));
         }
         if (--r.pendingOps == 0) {
-            if (r.phase == BlkifRequest.PHASE_WRITING) {
+            if (r.phase == BlkifRequest.PHASE_WRITING && r.completeOnRing) {
+                completeOnRing(r);
+            } else if (r.phase == BlkifRequest.PHASE_WRITING) {
                 toWorker(r);
             } else {
                 finish(r);
             }
         }
+    }
+
+    /** Phase two of a raw write, which cannot block: complete (or abort) the mapping here and answer. */
+    private void completeOnRing(BlkifRequest r) {
+        WriteMapping m = r.writeMapping;
+        r.writeMapping = null;
+        r.phase = BlkifRequest.PHASE_IO;
+        try {
+            if (r.failure == null) {
+                m.complete();
+            } else {
+                m.abort();
+            }
+        } catch (IOException | RuntimeException e) {
+            if (r.failure == null) {
+                r.failure = e;
+            }
+        }
+        finish(r);
     }
 
     private void copyToGuest(BlkifRequest r) {

@@ -67,6 +67,8 @@ final class BlkifRequest {
     static final int PHASE_ENGINE_FENCE = 3;
     /** The plain phase: the request's IO runs, or ran, in one piece. */
     static final int PHASE_IO = 0;
+    /** The write's mapping cannot block (a raw image): the ring thread completes it, no worker is involved. */
+    boolean completeOnRing;
     /** The write's reservation, between {@link #PHASE_MAPPED} and its completion. */
     io.jtap.formats.WriteMapping writeMapping;
 
@@ -143,6 +145,7 @@ final class BlkifRequest {
         pendingOps = 0;
         phase = PHASE_IO;
         writeMapping = null;
+        completeOnRing = false;
         pieces = null;
         batchMapping = null;
         persistent = null;
