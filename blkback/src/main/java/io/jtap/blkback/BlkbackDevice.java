@@ -6,6 +6,7 @@ import io.jtap.formats.Image;
 import io.jtap.formats.ImageFormat;
 import io.jtap.formats.ImageFormats;
 import io.jtap.formats.OpenOptions;
+import io.jtap.formats.qcow2.Qcow2Image;
 import io.jtap.ring.blkif.Blkif;
 import io.jtap.xen.EventChannels;
 import io.jtap.xen.GrantMapping;
@@ -138,6 +139,16 @@ public final class BlkbackDevice implements AutoCloseable {
         return runOnControlQuietly(() -> queues.stream().mapToLong(BlkifQueue::engineWrites).sum());
     }
 
+    /** Vectored IOs the current connection's queues submitted to io_uring (one per contiguous host extent). */
+    public long engineIos() {
+        return runOnControlQuietly(() -> queues.stream().mapToLong(BlkifQueue::engineIos).sum());
+    }
+
+    /** Flushes and discards the current connection's queues sent to io_uring (raw images). */
+    public long engineFences() {
+        return runOnControlQuietly(() -> queues.stream().mapToLong(BlkifQueue::engineFences).sum());
+    }
+
     /** Responses sent by the current connection's queues. */
     public long requestsServed() {
         return runOnControlQuietly(() -> queues.stream().mapToLong(BlkifQueue::requestsServed).sum());
@@ -192,7 +203,7 @@ public final class BlkbackDevice implements AutoCloseable {
             tx.write(backendPath + "/feature-barrier", "1");
             tx.write(backendPath + "/feature-discard", discard ? "1" : "0");
             if (discard) {
-                tx.write(backendPath + "/discard-granularity", Integer.toString(config.discardGranularity()));
+                tx.write(backendPath + "/discard-granularity", Integer.toString(discardGranularity()));
                 tx.write(backendPath + "/discard-alignment", "0");
                 tx.write(backendPath + "/discard-secure", "1");
             }
@@ -206,6 +217,17 @@ public final class BlkbackDevice implements AutoCloseable {
         state = XenbusState.InitWait;
         watches.add(xs.watch(frontendPath + "/state", (path, token) -> schedule(this::frontendChanged)));
         watches.add(xs.watch(backendPath + "/online", (path, token) -> schedule(this::onlineChanged)));
+    }
+
+    /**
+     * The advertised {@code discard-granularity}: the image's allocation unit where it has one (a qcow2 cluster; a
+     * discard of less than a cluster cannot give space back), else the configured value.
+     */
+    int discardGranularity() {
+        if (image instanceof Qcow2Image q) {
+            return Math.max(q.clusterSize(), config.discardGranularity());
+        }
+        return config.discardGranularity();
     }
 
     private boolean discardEnabled() {

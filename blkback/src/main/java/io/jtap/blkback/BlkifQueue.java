@@ -5,6 +5,7 @@ import io.jtap.aio.IoVector;
 import io.jtap.formats.Extent;
 import io.jtap.formats.Image;
 import io.jtap.formats.WriteMapping;
+import io.jtap.formats.raw.RawImage;
 import io.jtap.ring.BackRing;
 import io.jtap.ring.RingOverflowException;
 import io.jtap.ring.blkif.Blkif;
@@ -16,15 +17,15 @@ import io.jtap.xen.GrantCopyBatch;
 import io.jtap.xen.GrantMapping;
 import io.jtap.xen.GrantStatus;
 import io.jtap.xen.GrantTable;
+import io.jtap.xen.linux.LibC;
 import io.jtap.xen.linux.Syscalls;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executor;
@@ -38,8 +39,9 @@ import java.util.concurrent.TimeUnit;
  * goes straight from the image's host file into the guest's pages through the queue's {@link BlockIoEngine}
  * (io_uring), submitted and reaped by this thread. A write is split in three: a worker reserves its extents
  * ({@code mapForWrite} may block), this thread submits the data IO to the engine, a worker completes the mapping
- * (metadata). Everything else (transformed and backing extents, barriers, flushes, discards, and whatever finds
- * the engine full) runs on the bounded worker pool, with the mapped pages still the IO buffers. Completions become
+ * (metadata); for a raw image, whose mapping only computes, this thread does all three. A flush or barrier without data and a plain discard of a raw image go to the engine too
+ * ({@code fdatasync}, {@code fallocate}). Everything else (transformed and backing extents, other formats' flushes and
+ * discards, and whatever finds the engine full) runs on the bounded worker pool, with the mapped pages still the IO buffers. Completions become
  * responses pushed in batches with {@code RING_PUSH_RESPONSES_AND_CHECK_NOTIFY}. Linux: {@code blkback.c}'s
  * {@code xen_blkif_schedule} / {@code __do_block_io_op} / {@code make_response}.
  *
@@ -96,8 +98,14 @@ final class BlkifQueue implements AutoCloseable {
     private final WakeupFd wakeup;
     /** Reads of DATA extents, or null when all IO goes to the worker pool. Owned. */
     private final BlockIoEngine engine;
-    private final Map<Long, BlkifRequest> engineOps = new HashMap<>();
-    private long nextEngineTag;
+    /** Every request object this queue made, indexed by {@link BlkifRequest#tag}: the engine's user data. */
+    private final ArrayList<BlkifRequest> byTag = new ArrayList<>();
+    /** Request objects not in use: reused, so that the data path allocates none per request. */
+    private final ArrayDeque<BlkifRequest> freeRequests = new ArrayDeque<>();
+    /** Engine operations submitted and not yet reaped. */
+    private int engineOps;
+    /** Operations prepared in the engine since the last {@link BlockIoEngine#submit()}: one submit per pass. */
+    private boolean engineDirty;
     private final ConcurrentLinkedQueue<BlkifRequest> completed = new ConcurrentLinkedQueue<>();
     private final ArrayDeque<BlkifRequest> waiting = new ArrayDeque<>();
     private final ByteBuffer slot;
@@ -119,6 +127,8 @@ final class BlkifQueue implements AutoCloseable {
     private volatile int persistentGrants;
     private volatile long engineReads;
     private volatile long engineWrites;
+    private volatile long engineIos;
+    private volatile long engineFences;
     private boolean closed;
 
     /**
@@ -184,6 +194,16 @@ final class BlkifQueue implements AutoCloseable {
         return engineWrites;
     }
 
+    /** Flushes and discards sent to the engine (raw images). */
+    long engineFences() {
+        return engineFences;
+    }
+
+    /** Vectored IOs (readv and writev) submitted to the engine: one per contiguous host extent of a request. */
+    long engineIos() {
+        return engineIos;
+    }
+
     /** Persistent grants currently mapped (0 unless in persistent mode). */
     int persistentGrants() {
         return persistentGrants;
@@ -232,8 +252,8 @@ final class BlkifQueue implements AutoCloseable {
      */
     int doWork() throws IOException {
         int work = reapCompletions();
-        if (engine != null && !engineOps.isEmpty()) {
-            work += engine.reap(this::engineCompleted);
+        if (engine != null && engineOps > 0) {
+            work += engine.reap(engineCompleted);
         }
         if (!halted && !drained) {
             // On stop, one last pass: what the frontend published before the stop is answered, not dropped.
@@ -243,6 +263,7 @@ final class BlkifQueue implements AutoCloseable {
             work += consumeRequests();
         }
         work += dispatchWaiting();
+        submitEngine();
         if (responsesWritten) {
             responsesWritten = false;
             if (ring.pushResponsesAndCheckNotify()) {
@@ -258,6 +279,29 @@ final class BlkifQueue implements AutoCloseable {
             }
         }
         return work;
+    }
+
+    /** Starts what this pass prepared in the engine, in one system call. */
+    private void submitEngine() {
+        if (!engineDirty) {
+            return;
+        }
+        try {
+            engine.submit();
+            engineDirty = false;
+        } catch (IOException | RuntimeException e) {
+            // The prepared operations stay queued in the engine; the next pass tries again.
+            log.warn("queue=" + index + ": engine submit failed, retrying: " + e.getMessage());
+        }
+    }
+
+    private BlkifRequest newRequest() {
+        BlkifRequest r = freeRequests.poll();
+        if (r == null) {
+            r = new BlkifRequest(maxIndirectSegments, byTag.size());
+            byTag.add(r);
+        }
+        return r;
     }
 
     private void idle() throws IOException {
@@ -285,7 +329,7 @@ final class BlkifQueue implements AutoCloseable {
         }
         for (int i = 0; i < n; i++) {
             ring.copyRequest(slot, 0);
-            BlkifRequest r = new BlkifRequest(maxIndirectSegments);
+            BlkifRequest r = newRequest();
             r.decode(slot, abi, maxIndirectSegments);
             if (r.status == Blkif.BLKIF_RSP_OKAY && r.indirect) {
                 readIndirectSegments(r);
@@ -302,6 +346,10 @@ final class BlkifQueue implements AutoCloseable {
     }
 
     private void readIndirectSegments(BlkifRequest r) {
+        if (persistent != null && readIndirectSegmentsPersistent(r)) {
+            r.decodeIndirectSegments(indirectCopy);
+            return;
+        }
         int[] refs = Arrays.copyOf(r.indirectGrefs, r.nrIndirectPages);
         try (GrantMapping pages = grants.map(domid, refs, false)) {
             // Copy once: the guest may change its indirect pages while we look.
@@ -312,6 +360,48 @@ final class BlkifQueue implements AutoCloseable {
             return;
         }
         r.decodeIndirectSegments(indirectCopy);
+    }
+
+    /**
+     * Copies the indirect pages through persistent grants (Linux blkback maps indirect pages persistently too): no
+     * map and unmap per request once the frontend reuses its indirect pages, as blkfront does.
+     *
+     * @return false, having copied nothing, when a page has no persistent grant (cache full, or the frontend granted
+     *         it read-only); the caller maps the pages for this request instead
+     */
+    private boolean readIndirectSegmentsPersistent(BlkifRequest r) {
+        PersistentGrantCache.Entry[] pages = r.persistentSlots;
+        int n = r.nrIndirectPages;
+        int got = 0;
+        boolean ok = true;
+        long now = System.nanoTime();
+        try {
+            for (; got < n; got++) {
+                pages[got] = persistent.acquire(r.indirectGrefs[got], now);
+                if (pages[got] == null) {
+                    ok = false;
+                    break;
+                }
+            }
+            if (ok) {
+                int left = r.nrSegments * BlkifSegmentDescriptor.LENGTH;
+                for (int i = 0; i < n; i++) {
+                    // Copy once: the guest may change its indirect pages while we look.
+                    int len = Math.min(left, GrantTable.PAGE_SIZE);
+                    indirectCopy.put(i * GrantTable.PAGE_SIZE, pages[i].page, 0, len);
+                    left -= len;
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            ok = false;
+        } finally {
+            for (int i = 0; i < got; i++) {
+                persistent.release(pages[i]);
+                pages[i] = null;
+            }
+        }
+        persistentGrants = persistent.size();
+        return ok;
     }
 
     private void validate(BlkifRequest r) {
@@ -374,6 +464,12 @@ final class BlkifQueue implements AutoCloseable {
         if (engine != null && r.ioOp == Blkif.BLKIF_OP_READ && r.nrSegments > 0 && readThroughEngine(r)) {
             return;
         }
+        if (engine != null && r.isFence() && r.nrSegments == 0 && fenceThroughEngine(r)) {
+            return;
+        }
+        if (engine != null && r.ioOp == Blkif.BLKIF_OP_WRITE && r.nrSegments > 0 && rawWriteThroughEngine(r)) {
+            return;
+        }
         try {
             workers.execute(() -> performIo(r));
         } catch (RejectedExecutionException e) {
@@ -382,10 +478,68 @@ final class BlkifQueue implements AutoCloseable {
         }
     }
 
+    /**
+     * Sends a flush or barrier without data, or a plain discard, of a raw image to the engine: {@code fdatasync}
+     * (what {@link RawImage#flush()} does) or {@code fallocate(PUNCH_HOLE)} ({@link RawImage#discard}), without a trip
+     * through the worker pool. Every earlier request has completed (this is a fence), so the flush covers every
+     * write reaped before it, as the engine requires. Other formats keep their own flush (metadata first) on a
+     * worker; secure discards (zeroing, with fallbacks) too.
+     *
+     * @return false, having done nothing, when the request must go to the worker pool instead
+     */
+    private boolean fenceThroughEngine(BlkifRequest r) {
+        if (!(owner.image() instanceof RawImage raw) || engine.available() == 0) {
+            return false;
+        }
+        boolean discard = r.ioOp == Blkif.BLKIF_OP_DISCARD;
+        if (discard && (r.discardSecure || r.discardSectors == 0)) {
+            return false;
+        }
+        try {
+            int fd = raw.file().fd();
+            if (discard) {
+                engine.fallocate(fd, BlockIoEngine.FALLOCATE_PUNCH_HOLE, r.sector << Blkif.SECTOR_SHIFT,
+                        r.discardSectors << Blkif.SECTOR_SHIFT, r.tag);
+            } else {
+                engine.fsync(fd, true, r.tag);
+            }
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
+        r.phase = BlkifRequest.PHASE_ENGINE_FENCE;
+        r.pendingOps = 1;
+        engineOps++;
+        engineDirty = true;
+        engineFences++;
+        return true;
+    }
+
+    /**
+     * A write to a raw image skips both worker trips: {@link RawImage#mapForWrite} only computes (one DATA extent at
+     * the same offset, nothing reserved, {@code complete()} and {@code abort()} do nothing), so the ring thread maps,
+     * submits the {@code writev} and answers on completion, as for a read.
+     *
+     * @return false, having done nothing, when the write must take the general path
+     */
+    private boolean rawWriteThroughEngine(BlkifRequest r) {
+        if (!(owner.image() instanceof RawImage raw)) {
+            return false;
+        }
+        try {
+            r.writeMapping = raw.mapForWrite(r.sector << Blkif.SECTOR_SHIFT, ImageIo.total(r.pieces));
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
+        r.phase = BlkifRequest.PHASE_MAPPED;
+        r.completeOnRing = true;
+        writeThroughEngine(r);
+        return true;
+    }
+
     /** Sets {@link BlkifRequest#pieces}: the buffers the IO reads into or writes from. */
     private void reachGuestPages(BlkifRequest r) throws IOException {
         int n = r.nrSegments;
-        r.pieces = new ByteBuffer[n];
+        r.pieces = r.piecesArray(n);
         if (n == 0) {
             return;
         }
@@ -395,7 +549,8 @@ final class BlkifQueue implements AutoCloseable {
                 int length = (int) r.byteLength();
                 r.bounceOwner = bounces.acquire(length);
                 r.bounce = r.bounceOwner.slice(0, length);
-                r.pieces = new ByteBuffer[] {r.bounce};
+                r.pieces = r.piecesArray(1);
+                r.pieces[0] = r.bounce;
                 if (!toGuest) {
                     copyBatch.clear();
                     int at = 0;
@@ -410,7 +565,7 @@ final class BlkifQueue implements AutoCloseable {
                 }
             }
             case PERSISTENT -> {
-                r.persistent = new PersistentGrantCache.Entry[n];
+                r.persistent = r.persistentSlots;
                 long now = System.nanoTime();
                 int overflow = 0;
                 for (int i = 0; i < n; i++) {
@@ -420,6 +575,13 @@ final class BlkifQueue implements AutoCloseable {
                     }
                 }
                 persistentGrants = persistent.size();
+                if (overflow == 0) {
+                    // The common case, allocation-free but for the slices of partial pages.
+                    for (int i = 0; i < n; i++) {
+                        r.pieces[i] = segmentSlice(r.persistent[i].page, 0, r, i);
+                    }
+                    return;
+                }
                 int[] refs = new int[overflow];
                 int[] where = new int[n];
                 for (int i = 0, k = 0; i < n; i++) {
@@ -428,12 +590,10 @@ final class BlkifQueue implements AutoCloseable {
                         refs[k++] = r.grefs[i];
                     }
                 }
-                if (overflow > 0) {
-                    r.batchMapping = grants.map(domid, refs, toGuest);
-                }
+                r.batchMapping = grants.map(domid, refs, toGuest);
+                ByteBuffer batch = r.batchMapping.buffer();
                 for (int i = 0; i < n; i++) {
-                    ByteBuffer page = r.persistent[i] != null ? r.persistent[i].mapping.buffer()
-                            : r.batchMapping.buffer();
+                    ByteBuffer page = r.persistent[i] != null ? r.persistent[i].page : batch;
                     int base = r.persistent[i] != null ? 0 : where[i] * GrantTable.PAGE_SIZE;
                     r.pieces[i] = segmentSlice(page, base, r, i);
                 }
@@ -452,6 +612,10 @@ final class BlkifQueue implements AutoCloseable {
     private static ByteBuffer segmentSlice(ByteBuffer pages, int pageBase, BlkifRequest r, int i) {
         int first = r.firstSect[i] << Blkif.SECTOR_SHIFT;
         int len = (r.lastSect[i] - r.firstSect[i] + 1) << Blkif.SECTOR_SHIFT;
+        if (pageBase == 0 && first == 0 && len == pages.capacity()) {
+            // A whole single-page mapping (a persistent grant): the buffer itself, which the IO never moves.
+            return pages;
+        }
         return pages.slice(pageBase + first, len);
     }
 
@@ -581,12 +745,12 @@ final class BlkifQueue implements AutoCloseable {
                         pieceAt = 0;
                     }
                 }
-                long tag = nextEngineTag++;
-                engine.writev(e.file().fd(), e.hostOffset(), v, tag);
-                engineOps.put(tag, r);
+                engine.writev(e.file().fd(), e.hostOffset(), v, r.tag);
+                engineIos++;
+                engineOps++;
+                engineDirty = true;
                 r.pendingOps++;
             }
-            engine.submit();
             engineWrites++;
         } catch (IOException | RuntimeException ex) {
             r.failure = ex;
@@ -681,13 +845,13 @@ final class BlkifQueue implements AutoCloseable {
                     }
                 }
                 if (v != null) {
-                    long tag = nextEngineTag++;
-                    engine.readv(e.file().fd(), e.hostOffset(), v, tag);
-                    engineOps.put(tag, r);
+                    engine.readv(e.file().fd(), e.hostOffset(), v, r.tag);
+                    engineIos++;
+                    engineOps++;
+                    engineDirty = true;
                     r.pendingOps++;
                 }
             }
-            engine.submit();
             engineReads++;
         } catch (IOException | RuntimeException ex) {
             r.failure = ex;
@@ -698,10 +862,25 @@ final class BlkifQueue implements AutoCloseable {
         return true;
     }
 
+    private final io.jtap.aio.CompletionHandler engineCompleted = this::engineCompleted;
+
     /** The engine's completion handler, on the ring thread. */
     private void engineCompleted(long tag, long result) {
-        BlkifRequest r = engineOps.remove(tag);
-        if (r == null) {
+        engineOps--;
+        BlkifRequest r = tag >= 0 && tag < byTag.size() ? byTag.get((int) tag) : null;
+        if (r == null || r.pendingOps == 0) {
+            return;
+        }
+        if (r.phase == BlkifRequest.PHASE_ENGINE_FENCE) {
+            r.phase = BlkifRequest.PHASE_IO;
+            r.pendingOps = 0;
+            // As RawImage.discard: a file system that cannot punch holes makes a discard a no-op, not an error.
+            boolean unsupportedDiscard = r.ioOp == Blkif.BLKIF_OP_DISCARD && result == -LibC.EOPNOTSUPP;
+            if (result < 0 && !unsupportedDiscard) {
+                r.failure = new IOException((r.ioOp == Blkif.BLKIF_OP_DISCARD ? "fallocate" : "fdatasync")
+                        + " failed: result=" + result);
+            }
+            finish(r);
             return;
         }
         if (result < 0 && r.failure == null) {
@@ -709,12 +888,33 @@ final class BlkifQueue implements AutoCloseable {
                     ? " (end of file)" : ""));
         }
         if (--r.pendingOps == 0) {
-            if (r.phase == BlkifRequest.PHASE_WRITING) {
+            if (r.phase == BlkifRequest.PHASE_WRITING && r.completeOnRing) {
+                completeOnRing(r);
+            } else if (r.phase == BlkifRequest.PHASE_WRITING) {
                 toWorker(r);
             } else {
                 finish(r);
             }
         }
+    }
+
+    /** Phase two of a raw write, which cannot block: complete (or abort) the mapping here and answer. */
+    private void completeOnRing(BlkifRequest r) {
+        WriteMapping m = r.writeMapping;
+        r.writeMapping = null;
+        r.phase = BlkifRequest.PHASE_IO;
+        try {
+            if (r.failure == null) {
+                m.complete();
+            } else {
+                m.abort();
+            }
+        } catch (IOException | RuntimeException e) {
+            if (r.failure == null) {
+                r.failure = e;
+            }
+        }
+        finish(r);
     }
 
     private void copyToGuest(BlkifRequest r) {
@@ -736,9 +936,11 @@ final class BlkifQueue implements AutoCloseable {
 
     private void releaseGuestPages(BlkifRequest r) {
         if (r.persistent != null) {
-            for (PersistentGrantCache.Entry e : r.persistent) {
+            for (int i = 0; i < r.nrSegments; i++) {
+                PersistentGrantCache.Entry e = r.persistent[i];
                 if (e != null) {
                     persistent.release(e);
+                    r.persistent[i] = null;
                 }
             }
             r.persistent = null;
@@ -764,6 +966,7 @@ final class BlkifQueue implements AutoCloseable {
         BlkifResponseDescriptor.put(ring.buffer(), at, r.id, r.ioOp, r.status);
         responsesWritten = true;
         requestsServed++;
+        freeRequests.push(r);
     }
 
     private void halt(String reason) {

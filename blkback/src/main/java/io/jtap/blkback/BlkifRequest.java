@@ -63,16 +63,46 @@ final class BlkifRequest {
     static final int PHASE_MAPPED = 1;
     /** The ring thread's data IO is in the engine. */
     static final int PHASE_WRITING = 2;
+    /** A flush or discard of a raw image is in the engine (one operation). */
+    static final int PHASE_ENGINE_FENCE = 3;
     /** The plain phase: the request's IO runs, or ran, in one piece. */
     static final int PHASE_IO = 0;
+    /** The write's mapping cannot block (a raw image): the ring thread completes it, no worker is involved. */
+    boolean completeOnRing;
     /** The write's reservation, between {@link #PHASE_MAPPED} and its completion. */
     io.jtap.formats.WriteMapping writeMapping;
 
-    BlkifRequest(int maxSegments) {
+    /** This object's index in its queue, the engine's user data for its operations. */
+    final int tag;
+    /** Storage for {@link #persistent}, reused by every request this object carries. */
+    final PersistentGrantCache.Entry[] persistentSlots;
+    /** The last {@link #pieces} array handed out by {@link #piecesArray}, reused when the size repeats. */
+    private ByteBuffer[] piecesCache = new ByteBuffer[0];
+
+    /**
+     * An object that carries one request at a time (the ring thread reuses it: {@link #decode} resets it).
+     *
+     * @param tag its index in its queue
+     */
+    BlkifRequest(int maxSegments, int tag) {
         int n = Math.max(maxSegments, Blkif.BLKIF_MAX_SEGMENTS_PER_REQUEST);
+        this.tag = tag;
         grefs = new int[n];
         firstSect = new byte[n];
         lastSect = new byte[n];
+        persistentSlots = new PersistentGrantCache.Entry[n];
+    }
+
+    BlkifRequest(int maxSegments) {
+        this(maxSegments, -1);
+    }
+
+    /** An array of {@code n} buffer slots for {@link #pieces}, reused while requests have the same segment count. */
+    ByteBuffer[] piecesArray(int n) {
+        if (piecesCache.length != n) {
+            piecesCache = new ByteBuffer[n];
+        }
+        return piecesCache;
     }
 
     /** The data length in bytes: the sum of the segments' sectors times 512. */
@@ -115,6 +145,7 @@ final class BlkifRequest {
         pendingOps = 0;
         phase = PHASE_IO;
         writeMapping = null;
+        completeOnRing = false;
         pieces = null;
         batchMapping = null;
         persistent = null;

@@ -101,4 +101,16 @@ class HandshakeTest {
         assertEquals("0", f.backendNode("feature-discard").orElseThrow());
         f.disconnect();
     }
+
+    @Test
+    void qcow2DiscardGranularityIsTheClusterSize() throws Exception {
+        Path image = fx.createImage("qcow2", "disk.qcow2", SIZE);
+        BlkbackFixture.Device d = fx.addDevice("qcow2:" + image, "w", "disk", BlkbackConfig.defaults());
+        SimulatedBlkfront f = fx.frontend(d, Features.defaults());
+        f.connect();
+        int cluster = ((io.jtap.formats.qcow2.Qcow2Image) d.backend().image()).clusterSize();
+        assertEquals(65536, cluster);
+        assertEquals(Integer.toString(cluster), f.backendNode("discard-granularity").orElseThrow());
+        f.disconnect();
+    }
 }

@@ -16,7 +16,6 @@ import io.jtap.xen.sim.SimulatedXen;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.time.Duration;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -88,11 +87,14 @@ public final class SimulatedBlkfront implements AutoCloseable {
         final int queue;
         final int operation;
         final int sectors;
-        final List<Integer> pages = new ArrayList<>();
-        final List<Integer> temporaryGrants = new ArrayList<>();
+        /** Pool pages the request holds (data, then indirect), as primitive ints: 1 MiB is 257 of them. */
+        final IntList pages = new IntList();
+        final IntList temporaryGrants = new IntList();
         final int firstSect;
         Integer status;
         byte[] data;
+        /** The data stays in the pool pages: a read is not copied out (benchmarks). */
+        boolean inPlace;
 
         Request(long id, int queue, int operation, int sectors, int firstSect) {
             this.id = id;
@@ -121,6 +123,31 @@ public final class SimulatedBlkfront implements AutoCloseable {
         }
     }
 
+    /** A growable list of ints without boxing, used as a list and as a stack. */
+    static final class IntList {
+        private int[] values = new int[16];
+        private int size;
+
+        void add(int v) {
+            if (size == values.length) {
+                values = java.util.Arrays.copyOf(values, size * 2);
+            }
+            values[size++] = v;
+        }
+
+        int pop() {
+            return values[--size];
+        }
+
+        int get(int i) {
+            return values[i];
+        }
+
+        int size() {
+            return size;
+        }
+    }
+
     /** A response this frontend did not expect (unknown id), as a hostile-guest test sees it. */
     public record RawResponse(int queue, long id, int operation, int status) {
     }
@@ -140,6 +167,8 @@ public final class SimulatedBlkfront implements AutoCloseable {
     private int indirectSegments;
     private int order;
     private long nextId = 1;
+    /** Responses collected so far. */
+    private long responses;
     private int grantsStillMapped;
     private long sectors;
     private boolean connected;
@@ -151,7 +180,7 @@ public final class SimulatedBlkfront implements AutoCloseable {
         final int port;
         final GuestPages pool;
         final int[] poolRefs;
-        final ArrayDeque<Integer> freePages = new ArrayDeque<>();
+        final IntList freePages = new IntList();
         final Map<Long, Request> inFlight = new HashMap<>();
 
         Queue(GuestPages ringPages, int[] ringRefs, FrontRing ring, int port, GuestPages pool, int[] poolRefs) {
@@ -371,8 +400,8 @@ public final class SimulatedBlkfront implements AutoCloseable {
                 }
             }
             for (Request r : q.inFlight.values()) {
-                for (int ref : r.temporaryGrants) {
-                    endGrant(ref);
+                for (int i = 0; i < r.temporaryGrants.size(); i++) {
+                    endGrant(r.temporaryGrants.get(i));
                 }
             }
             evtchn.unbind(q.port);
@@ -428,6 +457,55 @@ public final class SimulatedBlkfront implements AutoCloseable {
         return submitRw(queue, operation, sector, data.length / Blkif.SECTOR_SIZE, data, firstSect);
     }
 
+    /**
+     * Submits a read whose data is left in this frontend's pages (not copied to {@link Request#data()}), as a guest
+     * reading into its page cache: for benchmarks, where the copy out would be the frontend's cost, not the backend's.
+     */
+    public Request submitReadInPlace(int queue, long sector, int count) throws IOException, TimeoutException {
+        Request r = submitRw(queue, Blkif.BLKIF_OP_READ, sector, count, null, 0);
+        r.inPlace = true;
+        return r;
+    }
+
+    /**
+     * Submits a write of whatever this frontend's pages hold (no data is copied in), as a guest writing out its page
+     * cache: for benchmarks.
+     */
+    public Request submitWriteInPlace(int queue, long sector, int count) throws IOException, TimeoutException {
+        Request r = submitRw(queue, Blkif.BLKIF_OP_WRITE, sector, count, null, 0);
+        r.inPlace = true;
+        return r;
+    }
+
+    /** Requests submitted and not yet answered, across the queues. */
+    public int inFlight() {
+        int n = 0;
+        for (Queue q : queues) {
+            n += q.inFlight.size();
+        }
+        return n;
+    }
+
+    /** Requests submitted on {@code queue} and not yet answered. */
+    public int inFlight(int queue) {
+        return queues.get(queue).inFlight.size();
+    }
+
+    /**
+     * Waits until at least one response arrives (on any queue) and collects every response there is.
+     *
+     * @return the responses collected
+     * @throws TimeoutException when nothing arrives within the frontend's timeout
+     */
+    public int awaitResponses() throws IOException, TimeoutException {
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        long before = responses;
+        while (responses == before) {
+            waitForResponses(deadline);
+        }
+        return (int) (responses - before);
+    }
+
     /** Submits {@code BLKIF_OP_FLUSH_DISKCACHE} without segments. */
     public Request submitFlush(int queue) throws IOException, TimeoutException {
         return submitRw(queue, Blkif.BLKIF_OP_FLUSH_DISKCACHE, 0, 0, null, 0);
@@ -472,7 +550,7 @@ public final class SimulatedBlkfront implements AutoCloseable {
         int[] lasts = new int[segments];
         int dataAt = 0;
         for (int s = 0; s < segments; s++) {
-            int page = q.freePages.poll();
+            int page = q.freePages.pop();
             r.pages.add(page);
             int first = s == 0 ? firstSect : 0;
             int last = Math.min(Blkif.SECTORS_PER_PAGE - 1, first + (count - dataAt / Blkif.SECTOR_SIZE) - 1);
@@ -496,7 +574,7 @@ public final class SimulatedBlkfront implements AutoCloseable {
         } else {
             wanted.abi().indirectRequest().put(ring, slot, operation, segments, r.id, sector, devid);
             for (int p = 0; p < indirectPages; p++) {
-                int page = q.freePages.poll();
+                int page = q.freePages.pop();
                 r.pages.add(page);
                 ByteBuffer buf = q.pool.buffer();
                 int base = page * GrantTable.PAGE_SIZE;
@@ -607,12 +685,13 @@ public final class SimulatedBlkfront implements AutoCloseable {
     }
 
     private void complete(int qi, Queue q, long id, int operation, int status) {
+        responses++;
         Request r = q.inFlight.remove(id);
         if (r == null) {
             unexpected.add(new RawResponse(qi, id, operation, status));
             return;
         }
-        if (r.operation == Blkif.BLKIF_OP_READ && status == Blkif.BLKIF_RSP_OKAY) {
+        if (r.operation == Blkif.BLKIF_OP_READ && status == Blkif.BLKIF_RSP_OKAY && !r.inPlace) {
             r.data = new byte[r.sectors * Blkif.SECTOR_SIZE];
             int at = 0;
             for (int s = 0; at < r.data.length; s++) {
@@ -623,10 +702,12 @@ public final class SimulatedBlkfront implements AutoCloseable {
                 at += len;
             }
         }
-        for (int ref : r.temporaryGrants) {
-            endGrant(ref);
+        for (int i = 0; i < r.temporaryGrants.size(); i++) {
+            endGrant(r.temporaryGrants.get(i));
         }
-        q.freePages.addAll(r.pages);
+        for (int i = 0; i < r.pages.size(); i++) {
+            q.freePages.add(r.pages.get(i));
+        }
         r.status = status;
     }
 
