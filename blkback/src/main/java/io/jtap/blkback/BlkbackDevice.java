@@ -1,5 +1,6 @@
 package io.jtap.blkback;
 
+import io.jtap.xen.XenbusState;
 import io.jtap.aio.BlockIoEngine;
 import io.jtap.aio.BlockIoEngines;
 import io.jtap.formats.Image;
@@ -169,7 +170,7 @@ public final class BlkbackDevice implements AutoCloseable {
             if (state == XenbusState.Connected) {
                 xs.transaction(tx -> {
                     tx.write(backendPath + "/sectors", Long.toString(newSectors));
-                    tx.write(backendPath + "/state", Integer.toString(state.value()));
+                    tx.write(backendPath + "/state", state.toXenStore());
                     return null;
                 });
             }
@@ -211,7 +212,7 @@ public final class BlkbackDevice implements AutoCloseable {
             tx.write(backendPath + "/feature-max-indirect-segments", Integer.toString(config.maxIndirectSegments()));
             tx.write(backendPath + "/max-ring-page-order", Integer.toString(config.maxRingPageOrder()));
             tx.write(backendPath + "/multi-queue-max-queues", Integer.toString(config.maxQueues()));
-            tx.write(backendPath + "/state", Integer.toString(XenbusState.InitWait.value()));
+            tx.write(backendPath + "/state", XenbusState.InitWait.toXenStore());
             return null;
         });
         state = XenbusState.InitWait;
@@ -327,7 +328,7 @@ public final class BlkbackDevice implements AutoCloseable {
             tx.write(backendPath + "/info", Integer.toString(info));
             tx.write(backendPath + "/sector-size", Integer.toString(Blkif.SECTOR_SIZE));
             tx.write(backendPath + "/physical-sector-size", Integer.toString(config.physicalSectorSize()));
-            tx.write(backendPath + "/state", Integer.toString(XenbusState.Connected.value()));
+            tx.write(backendPath + "/state", XenbusState.Connected.toXenStore());
             return null;
         });
         state = XenbusState.Connected;
@@ -428,7 +429,7 @@ public final class BlkbackDevice implements AutoCloseable {
         if (state == s) {
             return;
         }
-        xs.write(backendPath + "/state", Integer.toString(s.value()));
+        xs.write(backendPath + "/state", s.toXenStore());
         state = s;
     }
 

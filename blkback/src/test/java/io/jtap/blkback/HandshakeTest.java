@@ -1,5 +1,6 @@
 package io.jtap.blkback;
 
+import io.jtap.xen.XenbusState;
 import io.jtap.ring.blkif.BlkifAbi;
 import io.jtap.testkit.blkfront.SimulatedBlkfront;
 import io.jtap.testkit.blkfront.SimulatedBlkfront.Features;

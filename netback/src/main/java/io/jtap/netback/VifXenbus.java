@@ -1,5 +1,6 @@
 package io.jtap.netback;
 
+import io.jtap.xen.XenbusState;
 import io.jtap.tap.TapDevice;
 import io.jtap.xen.XenPlatform;
 import io.jtap.xen.XenStore;
@@ -141,7 +142,7 @@ public final class VifXenbus implements AutoCloseable {
             tx.write(backend + "/multi-queue-max-queues", Integer.toString(options.maxQueues()));
             tx.write(backend + "/feature-multicast-control", "1");
             tx.write(backend + "/feature-dynamic-multicast-control", "1");
-            tx.write(backend + "/state", XenbusState.InitWait.value());
+            tx.write(backend + "/state", XenbusState.InitWait.toXenStore());
             return null;
         });
         state = XenbusState.InitWait;
@@ -309,7 +310,7 @@ public final class VifXenbus implements AutoCloseable {
         XenbusState previous = state;
         state = next; // before the write: whoever sees the node sees the field too
         try {
-            xs.write(backend + "/state", next.value());
+            xs.write(backend + "/state", next.toXenStore());
         } catch (IOException | RuntimeException e) {
             state = previous;
             throw e;
@@ -328,7 +329,7 @@ public final class VifXenbus implements AutoCloseable {
         try {
             String home = "/local/domain/" + platform.domid();
             xs.write(home + "/error" + backend.substring(home.length()) + "/error", lastError);
-            xs.write(backend + "/state", XenbusState.Closing.value());
+            xs.write(backend + "/state", XenbusState.Closing.toXenStore());
             state = XenbusState.Closing;
         } catch (IOException | RuntimeException e) {
             LOG.log(System.Logger.Level.ERROR, "netback: cannot report the error in xenstore: " + e);
@@ -357,7 +358,7 @@ public final class VifXenbus implements AutoCloseable {
         }
         try {
             if (xs.read(backend).isPresent()) {
-                xs.write(backend + "/state", XenbusState.Closed.value());
+                xs.write(backend + "/state", XenbusState.Closed.toXenStore());
             }
             state = XenbusState.Closed;
         } catch (IOException e) {

@@ -1,5 +1,6 @@
 package io.jtap.netback;
 
+import io.jtap.xen.XenbusState;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;

@@ -1,8 +1,8 @@
-package io.jtap.blkback;
+package io.jtap.xen;
 
 /**
  * The xenbus device states both ends publish in their {@code state} node. Xen: {@code enum xenbus_state},
- * {@code xen/io/xenbus.h}.
+ * {@code xen/io/xenbus.h}. Shared by every backend's control path.
  */
 public enum XenbusState {
     Unknown(0), Initialising(1), InitWait(2), Initialised(3), Connected(4), Closing(5), Closed(6),
@@ -17,6 +17,11 @@ public enum XenbusState {
     /** The number written to xenstore. */
     public int value() {
         return value;
+    }
+
+    /** The {@code state} node's text for this state: its number in decimal. */
+    public String toXenStore() {
+        return Integer.toString(value);
     }
 
     /** The state for a xenstore value; {@link #Unknown} for anything that is not one of the defined numbers. */
