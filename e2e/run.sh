@@ -57,6 +57,7 @@ fi
 RUN="$CACHE/run"
 rm -rf "$RUN"; mkdir -p "$RUN"
 qemu-img create -q -f qcow2 -b "$CACHE/root.img" -F raw "$RUN/root.qcow2"
+truncate -s 1G "$RUN/guest-disk.img"     # dom0's /dev/vdc: the guest's disk in kernel mode
 truncate -s 256M "$RUN/results.img"; mkfs.ext4 -q -F -L e2e-results "$RUN/results.img"
 {
     echo "E2E_BACKEND=$BACKEND"
@@ -74,6 +75,7 @@ QEMU=(qemu-system-x86_64 -accel tcg -cpu qemu64 -m 6G -smp 2
     -initrd "$CACHE/boot/vmlinuz $DOM0_ARGS,$CACHE/boot/initrd.img"
     -drive "file=$RUN/root.qcow2,if=virtio,format=qcow2"
     -drive "file=$RUN/results.img,if=virtio,format=raw"
+    -drive "file=$RUN/guest-disk.img,if=virtio,format=raw,cache=unsafe"
     -virtfs "local,path=$REPO,mount_tag=jtap,security_model=none,readonly=on")
 printf '%q ' "${QEMU[@]}" > "$RUN/qemu-command"
 
@@ -118,6 +120,18 @@ else
     echo "==== results (backend=$BACKEND) ===="
     grep -vE '^DONE$' "$RES"
     echo "TIME qemu-total $ELAPSED"
+    # the guest's disk as the host sees it (kernel mode: dom0's /dev/vdc): a clean ext4 holding the
+    # file the guest wrote, byte for byte
+    if [ "$BACKEND" = kernel ] && grep -q '^PASS guest:fsck' "$RES"; then
+        if e2fsck -fn "$RUN/guest-disk.img" > "$RUN/guest-disk-fsck.log" 2>&1; then echo "PASS host:guest-disk-fsck"
+        else echo "FAIL host:guest-disk-fsck"; status=1; fi
+        want=$(awk '$1=="INFO" && $2=="guest:data-md5" {print $3}' "$RES")
+        debugfs -R "dump /data $RUN/guest-data" "$RUN/guest-disk.img" > /dev/null 2>&1 || true
+        got=$(md5sum < "$RUN/guest-data" 2>/dev/null | cut -d' ' -f1)
+        if [ -n "$want" ] && [ "$want" = "$got" ]; then echo "PASS host:guest-data-matches md5=$got"
+        else echo "FAIL host:guest-data-matches guest=$want host=$got"; status=1; fi
+        rm -f "$RUN/guest-data"
+    fi
     grep -q '^DONE$' "$RES" || { log "FAILED: the plan did not finish (no DONE)"; status=1; }
     grep -q '^FAIL' "$RES" && status=1
     grep -q '^PASS' "$RES" || status=1
