@@ -5,7 +5,10 @@
 #   kernel  the kernel's xen-blkback/xen-netback serve the guest (proves the harness)
 #   jtap    `jtap serve` serves it; the kernel backends are not loaded
 #   none    no backend at all: xl create must fail and the disk must never reach InitWait
-# Environment: E2E_JTAP_SERVE overrides the daemon command dom0 runs (default in dom0/init.sh).
+# Environment:
+#   E2E_JTAP_TREE   the jtap build dom0 runs (a tree with bin/jtap and daemon/target), default this work
+#                   tree; shared read-only into dom0 over virtio-9p (tag jtaptree, at /jtap-tree)
+#   E2E_JTAP_SERVE  the daemon command dom0 runs (default in dom0/init.sh)
 #
 # Exit codes: 0 all assertions passed, 1 an assertion or a step failed, 77 cannot run here (skipped).
 set -euo pipefail
@@ -49,8 +52,9 @@ fi
 for f in boot/xen boot/vmlinuz boot/initrd.img guest/vmlinuz guest/initrd.img root.img; do
     [ -f "$CACHE/$f" ] || { log "FAILED: $CACHE/$f is missing; run e2e/build.sh"; exit 1; }
 done
-if [ "$BACKEND" = jtap ] && [ ! -f "$REPO/daemon/target/jtap-daemon.jar" ]; then
-    log "FAILED: jtap is not built ($REPO/daemon/target/jtap-daemon.jar); run: mvn -DskipTests install"; exit 1
+JTAP_TREE="$(cd "${E2E_JTAP_TREE:-$REPO}" && pwd)"
+if [ "$BACKEND" = jtap ] && [ ! -f "$JTAP_TREE/daemon/target/jtap-daemon.jar" ]; then
+    log "FAILED: jtap is not built ($JTAP_TREE/daemon/target/jtap-daemon.jar); run: mvn -DskipTests package"; exit 1
 fi
 
 # --- per-run state: a copy-on-write overlay over the cached root, a fresh results disk, parameters
@@ -76,10 +80,11 @@ QEMU=(qemu-system-x86_64 -accel tcg -cpu qemu64 -m 6G -smp 2
     -drive "file=$RUN/root.qcow2,if=virtio,format=qcow2"
     -drive "file=$RUN/results.img,if=virtio,format=raw"
     -drive "file=$RUN/guest-disk.img,if=virtio,format=raw,cache=unsafe"
-    -virtfs "local,path=$REPO,mount_tag=jtap,security_model=none,readonly=on")
+    -virtfs "local,path=$REPO,mount_tag=jtap,security_model=none,readonly=on"
+    -virtfs "local,path=$JTAP_TREE,mount_tag=jtaptree,security_model=none,readonly=on")
 printf '%q ' "${QEMU[@]}" > "$RUN/qemu-command"
 
-log "booting Xen under QEMU/TCG, backend=$BACKEND (serial log: $SERIAL)"
+log "booting Xen under QEMU/TCG, backend=$BACKEND, jtap tree $JTAP_TREE (serial log: $SERIAL)"
 T0=$(date +%s)
 "${QEMU[@]}" > "$RUN/qemu.log" 2>&1 &
 QPID=$!
