@@ -9,6 +9,7 @@
 #   E2E_JTAP_TREE   the jtap build dom0 runs (a tree with bin/jtap and daemon/target), default this work
 #                   tree; shared read-only into dom0 over virtio-9p (tag jtaptree, at /jtap-tree)
 #   E2E_JTAP_SERVE  the daemon command dom0 runs (default in dom0/init.sh)
+#   E2E_XENSTORED   oxenstored (Debian's default) or xenstored (the C one)
 #
 # Exit codes: 0 all assertions passed, 1 an assertion or a step failed, 77 cannot run here (skipped).
 set -euo pipefail
@@ -66,6 +67,7 @@ truncate -s 256M "$RUN/results.img"; mkfs.ext4 -q -F -L e2e-results "$RUN/result
 {
     echo "E2E_BACKEND=$BACKEND"
     [ -n "${E2E_JTAP_SERVE:-}" ] && printf 'JTAP_SERVE=%q\n' "$E2E_JTAP_SERVE"
+    [ -n "${E2E_XENSTORED:-}" ] && printf 'E2E_XENSTORED=%q\n' "$E2E_XENSTORED"
 } > "$RUN/params.sh"
 SERIAL="$RUN/serial.log"
 

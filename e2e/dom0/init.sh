@@ -77,6 +77,12 @@ record "INFO fork-exec-ms $(awk -v s="$(since "$t")" 'BEGIN{printf "%.0f", s*100
 # --- Xen's daemons (Debian's init script: xenfs, oxenstored, xenconsoled), guest consoles logged
 mkdir -p /var/log/xen/console
 echo 'XENCONSOLED_ARGS="--log=guest --log-dir=/var/log/xen/console"' >> /etc/default/xen
+# E2E_XENSTORED=xenstored runs the C xenstored instead of Debian's default oxenstored
+case "${E2E_XENSTORED:-oxenstored}" in
+    xenstored) echo "XENSTORED=/usr/lib/xen-4.17/bin/xenstored" >> /etc/default/xen
+               echo "XENSTORED_ARGS=\"-T /var/log/xen/xenstored-trace.log\"" >> /etc/default/xen ;;
+esac
+record "INFO xenstored=${E2E_XENSTORED:-oxenstored}"
 t=$(now)
 timeout 120 /etc/init.d/xen start < /dev/null > "$R/xen-start.log" 2>&1
 check xen-daemons timeout 30 xl info > "$R/xl-info.txt"
@@ -212,7 +218,11 @@ if [ -n "$DOMID" ]; then
         check blkif-multi-page-ring test "$(xs $f/ring-page-order)" -ge 1 2>/dev/null
         check blkif-multi-queue test "$(xs $f/multi-queue-num-queues)" -ge 2 2>/dev/null
     else
-        fail vbd-connected "frontend state $(xs $FE/vbd/51712/state), backend state $(xs $(xs $FE/vbd/51712/backend)/state) after 120 s"
+        fail vbd-connected "frontend state $(xs $FE/vbd/51712/state), backend state $(xs $BE/vbd/$DOMID/51712/state) after 120 s"
+        xenstore-ls -fp /local/domain/$DOMID > "$R/xenstore-guest.txt" 2>&1
+        xenstore-ls -fp $BE > "$R/xenstore-backend.txt" 2>&1
+        sed 's/^/  | /' "$R/xenstore-backend.txt" | grep vbd | head -40
+        grep -E 'device/vbd' "$R/xenstore-guest.txt" | sed 's/^/  | /' | head -40
     fi
     [ $GUEST_NET = 1 ] && wait_for 60 eval 'vif_connected || guest_gone'
     if [ $GUEST_NET = 0 ]; then
