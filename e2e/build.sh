@@ -16,7 +16,7 @@
 # Usage: e2e/build.sh [--force STAGE]...      Exit codes: 0 ok, 1 failure, 77 cannot build here.
 set -euo pipefail
 E2E="$(cd "$(dirname "$(readlink -f "$0")")" && pwd)"
-CACHE="$E2E/cache"
+CACHE="${E2E_CACHE:-$E2E/cache}"   # E2E_CACHE: another cache directory (e.g. to time a cold build)
 MIRROR="${E2E_MIRROR:-http://deb.debian.org/debian}"
 SUITE=bookworm
 ROOTFS="$CACHE/rootfs"

@@ -59,7 +59,7 @@ if [ "$BACKEND" = jtap ] && [ ! -f "$JTAP_TREE/daemon/target/jtap-daemon.jar" ];
 fi
 
 # --- per-run state: a copy-on-write overlay over the cached root, a fresh results disk, parameters
-RUN="$CACHE/run"
+RUN="$CACHE/run-$BACKEND"        # dom0 finds it through its kernel argument e2e.run=
 rm -rf "$RUN"; mkdir -p "$RUN"
 qemu-img create -q -f qcow2 -b "$CACHE/root.img" -F raw "$RUN/root.qcow2"
 truncate -s 1G "$RUN/guest-disk.img"     # dom0's /dev/vdc: the guest's disk in kernel mode
@@ -74,7 +74,7 @@ SERIAL="$RUN/serial.log"
 # Xen's command line; dom0's kernel and initramfs are multiboot modules (a comma inside a module's
 # arguments is written twice).
 XEN_ARGS="dom0_mem=2G,max:2G dom0_max_vcpus=2 console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all"
-DOM0_ARGS="root=/dev/vda rw console=hvc0 earlyprintk=xen rootwait init=/sbin/e2e-init"
+DOM0_ARGS="root=/dev/vda rw console=hvc0 earlyprintk=xen rootwait init=/sbin/e2e-init e2e.run=run-$BACKEND"
 QEMU=(qemu-system-x86_64 -accel tcg -cpu qemu64 -m 6G -smp 2
     -display none -monitor none -parallel none -serial "file:$SERIAL" -no-reboot -net none
     -kernel "$CACHE/boot/xen" -append "$XEN_ARGS"

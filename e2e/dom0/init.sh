@@ -1,7 +1,7 @@
 #!/bin/bash
 # dom0's half of the end-to-end test plan, run by /sbin/e2e-init from the work tree (virtio-9p at /jtap).
 #
-# Reads /jtap/e2e/cache/run/params.sh (written by e2e/run.sh): E2E_BACKEND=kernel|jtap|none and the
+# Reads /jtap/e2e/cache/run-<backend>/params.sh (written by e2e/run.sh): E2E_BACKEND=kernel|jtap|none and the
 # jtap command. Writes to the results disk (/dev/vdb, mounted at /results/e2e):
 #   results.txt   one line per assertion: PASS|FAIL <name> [detail]; INFO and TIME lines; DONE at the end
 #   *.log         the plan's own log, the guest's console, dmesg, xl and Xen logs, xenstore dumps
@@ -17,7 +17,9 @@ JTAP_READY_REGEX='^jtap serve: .* on .*grants='
 JTAP_READY_TIMEOUT=120
 # Whether `jtap serve` also serves backend/vif. Until it does, jtap mode gives the guest no NIC.
 JTAP_SERVES_NET=0
-[ -f "$E2E/cache/run/params.sh" ] && . "$E2E/cache/run/params.sh"
+# the run's directory under e2e/cache, from the kernel argument e2e.run=
+E2E_RUN=$(sed -n 's/.*e2e\.run=\([^ ]*\).*/\1/p' /proc/cmdline)
+[ -f "$E2E/cache/${E2E_RUN:-run}/params.sh" ] && . "$E2E/cache/${E2E_RUN:-run}/params.sh"
 
 mkdir -p /results && mount /dev/vdb /results && mkdir -p /results/e2e || echo "init.sh: FAILED: no results disk"
 R=/results/e2e

@@ -62,10 +62,10 @@ fi
 # --- data: fio with verification on the raw device, then a filesystem
 if [ -b $DISK ]; then
     FIO="fio --filename=$DISK --ioengine=libaio --direct=1 --verify=crc32c --verify_fatal=1 --do_verify=1"
-    if run fio-rand-4k 300 $FIO --name=rand4k --rw=randwrite --bs=4k --iodepth=32 --size=16M; then
+    if run fio-rand-4k 300 $FIO --name=rand4k --rw=randwrite --bs=4k --iodepth=32 --size=8M; then
         info fio-rand-4k "$(grep -E '^ +(write|read):' /tmp/fio-rand-4k.log | tr -s ' ' | tr '\n' ';')"
     fi
-    if run fio-seq-1m 300 $FIO --name=seq1m --rw=write --bs=1M --iodepth=8 --size=64M --offset=64M; then
+    if run fio-seq-1m 300 $FIO --name=seq1m --rw=write --bs=1M --iodepth=8 --size=32M --offset=64M; then
         info fio-seq-1m "$(grep -E '^ +(write|read):' /tmp/fio-seq-1m.log | tr -s ' ' | tr '\n' ';')"
     fi
     run mkfs 120 mkfs.ext4 -q -F $DISK
