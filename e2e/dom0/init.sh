@@ -147,7 +147,7 @@ JTAP_PID=
 if [ "$E2E_BACKEND" = jtap ]; then
     say "starting: $JTAP_SERVE"
     t=$(now)
-    $JTAP_SERVE > "$R/jtap.log" 2>&1 &
+    JTAP_JAVA_OPTS="-Djava.util.logging.config.file=$E2E/dom0/jtap-logging.properties" $JTAP_SERVE > "$R/jtap.log" 2>&1 &
     JTAP_PID=$!
     jtap_ready() { grep -qE "$JTAP_READY_REGEX" "$R/jtap.log"; }
     jtap_gone() { ! kill -0 "$JTAP_PID" 2>/dev/null; }
