@@ -10,6 +10,7 @@
 #                   tree; shared read-only into dom0 over virtio-9p (tag jtaptree, at /jtap-tree)
 #   E2E_JTAP_SERVE  the daemon command dom0 runs (default in dom0/init.sh)
 #   E2E_XENSTORED   oxenstored (Debian's default) or xenstored (the C one)
+#   E2E_KERNEL_BLOCK_SCRIPT  lean (default: e2e/dom0/block-e2e) or stock (Xen's block script), kernel mode
 #
 # Exit codes: 0 all assertions passed, 1 an assertion or a step failed, 77 cannot run here (skipped).
 set -euo pipefail
@@ -68,6 +69,7 @@ truncate -s 256M "$RUN/results.img"; mkfs.ext4 -q -F -L e2e-results "$RUN/result
     echo "E2E_BACKEND=$BACKEND"
     [ -n "${E2E_JTAP_SERVE:-}" ] && printf 'JTAP_SERVE=%q\n' "$E2E_JTAP_SERVE"
     [ -n "${E2E_XENSTORED:-}" ] && printf 'E2E_XENSTORED=%q\n' "$E2E_XENSTORED"
+    [ -n "${E2E_KERNEL_BLOCK_SCRIPT:-}" ] && printf 'E2E_KERNEL_BLOCK_SCRIPT=%q\n' "$E2E_KERNEL_BLOCK_SCRIPT"
 } > "$RUN/params.sh"
 SERIAL="$RUN/serial.log"
 

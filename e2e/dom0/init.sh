@@ -117,7 +117,13 @@ case "$E2E_BACKEND" in
     # the kernel's blkback: dom0's /dev/vdc, a raw image on the host that e2e/run.sh checks afterwards.
     # (A file target works too, but Xen's `block` script then sets up a loop device, and under TCG on a
     # loaded machine that overran libxl's 40 s hotplug timeout.)
-    kernel) DISK_LINE="format=raw, vdev=xvda, access=rw, target=/dev/vdc" ;;
+    # E2E_KERNEL_BLOCK_SCRIPT=stock uses Xen's `block` script, lean (default) e2e's dom0/block-e2e.
+    kernel) if [ "${E2E_KERNEL_BLOCK_SCRIPT:-lean}" = stock ]; then
+                DISK_LINE="format=raw, vdev=xvda, access=rw, target=/dev/vdc"
+            else
+                install -m 0755 /jtap/e2e/dom0/block-e2e /etc/xen/scripts/block-e2e
+                DISK_LINE="format=raw, vdev=xvda, access=rw, script=block-e2e, target=/dev/vdc"
+            fi ;;
     *)      DISK_LINE="format=raw, vdev=xvda, access=rw, script=block-jtap, target=/var/lib/e2e/disk.img"
             install -m 0755 /jtap/scripts/xen/block-jtap /etc/xen/scripts/block-jtap ;;
 esac
