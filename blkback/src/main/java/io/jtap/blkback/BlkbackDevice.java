@@ -1,6 +1,5 @@
 package io.jtap.blkback;
 
-import io.jtap.xen.XenbusState;
 import io.jtap.aio.BlockIoEngine;
 import io.jtap.aio.BlockIoEngines;
 import io.jtap.formats.Image;
@@ -14,13 +13,15 @@ import io.jtap.xen.GrantMapping;
 import io.jtap.xen.GrantTable;
 import io.jtap.xen.XenPlatform;
 import io.jtap.xen.XenStore;
+import io.jtap.xen.XenbusState;
 
 import java.io.IOException;
-import java.lang.System.Logger;
 import java.lang.System.Logger.Level;
+import java.lang.System.Logger;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
@@ -58,6 +59,14 @@ public final class BlkbackDevice implements AutoCloseable {
     private final ImageFormats formats;
     private final Executor workers;
     private final ExecutorService control;
+    /**
+     * Reads of the frontend's state that failed in a row. A failed read (an xenstore error, not a missing node) says
+     * nothing about the frontend, and the frontend may be waiting for us, so the read is retried a few times before
+     * the device gives up with an error; a missing node is a frontend that went away. Control thread only.
+     */
+    private int frontendReadFailures;
+    static final int FRONTEND_READ_RETRIES = 5;
+    static final long FRONTEND_READ_RETRY_MS = 200;
     private final List<BlkifQueue> queues = new ArrayList<>();
     private final List<XenStore.Watch> watches = new ArrayList<>();
 
@@ -241,9 +250,24 @@ public final class BlkbackDevice implements AutoCloseable {
         }
         XenbusState fs;
         try {
+            // A missing node means the frontend is gone (the toolstack removed its directory): Unknown, and the
+            // device closes. A failed read says nothing about the frontend: see frontendReadFailures.
             fs = XenbusState.parse(xs.readString(frontendPath + "/state").orElse(null));
         } catch (IOException e) {
-            fs = XenbusState.Unknown;
+            if (++frontendReadFailures <= FRONTEND_READ_RETRIES) {
+                LOG.log(Level.WARNING, "device=" + name + ": cannot read the frontend's state, retrying, state="
+                        + state + ", attempt=" + frontendReadFailures + ": " + e.getMessage());
+                CompletableFuture.delayedExecutor(FRONTEND_READ_RETRY_MS, TimeUnit.MILLISECONDS)
+                        .execute(() -> schedule(this::frontendChanged));
+            } else {
+                fail("cannot read the frontend's state: path=" + frontendPath + "/state, attempts="
+                        + frontendReadFailures + ", error=" + e.getMessage());
+            }
+            return;
+        }
+        frontendReadFailures = 0;
+        if (fs != state && (fs == XenbusState.Closing || fs == XenbusState.Closed || fs == XenbusState.Unknown)) {
+            LOG.log(Level.INFO, "device=" + name + ": frontend state=" + fs + ", closing from state=" + state);
         }
         try {
             switch (fs) {

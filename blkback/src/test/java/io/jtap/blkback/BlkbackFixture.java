@@ -67,11 +67,17 @@ final class BlkbackFixture implements AutoCloseable {
 
     Device addDevice(String params, String mode, String deviceType, BlkbackConfig config, ImageFormats formats,
                      BackendEdit edit) throws IOException {
+        return addDevice(params, mode, deviceType, config, formats, edit, xs);
+    }
+
+    /** A device whose backend talks to xenstore through {@code store} (for example one that injects failures). */
+    Device addDevice(String params, String mode, String deviceType, BlkbackConfig config, ImageFormats formats,
+                     BackendEdit edit, XenStore store) throws IOException {
         SimulatedDomain guest = xen.createDomain("guest" + (owned.size() + 1));
         int devid = 51712;
         String be = SimulatedToolstack.addVbd(xs, guest.domid(), devid, params, mode, deviceType);
         edit.edit(be);
-        BlkbackDevice device = new BlkbackDevice(xen.platform(SimulatedXen.DOM0), xs, be, config, formats,
+        BlkbackDevice device = new BlkbackDevice(xen.platform(SimulatedXen.DOM0), store, be, config, formats,
                 workers);
         owned.add(device);
         device.start();

@@ -1,12 +1,13 @@
 package io.jtap.blkback;
 
-import io.jtap.xen.XenbusState;
+import io.jtap.formats.ImageFormats;
 import io.jtap.ring.blkif.Blkif;
-import io.jtap.testkit.blkfront.SimulatedBlkfront;
 import io.jtap.testkit.blkfront.SimulatedBlkfront.Features;
 import io.jtap.testkit.blkfront.SimulatedBlkfront.Request;
+import io.jtap.testkit.blkfront.SimulatedBlkfront;
 import io.jtap.testkit.blkfront.SimulatedToolstack;
 import io.jtap.xen.XenStore;
+import io.jtap.xen.XenbusState;
 import io.jtap.xen.sim.SimulatedXen;
 import io.jtap.xen.sim.SimulatedXenExtension;
 import org.junit.jupiter.api.AfterEach;
@@ -221,5 +222,34 @@ class ControlPathTest {
         fx.xs.rm(SimulatedToolstack.frontendPath(d.guest().domid(), d.devid()));
         f.awaitBackendState(WAIT, 6);
         assertEquals(0, d.backend().queueCount());
+    }
+
+    /**
+     * A failed read of the frontend's state (an xenstore error such as the EINVAL oxenstored answered once in the
+     * real-Xen testbed) is not a frontend that closed: the device retries and connects; only a read that keeps
+     * failing closes it, with an error naming the node.
+     */
+    @Test
+    void failedReadsOfTheFrontendStateAreRetriedNotTakenForClosed() throws Exception {
+        Path image = fx.createImage("raw", "d.raw", SIZE);
+        FailingReadsXenStore store = new FailingReadsXenStore(fx.xs, "/state", "EINVAL");
+        BlkbackFixture.Device d = fx.addDevice(image.toString(), "w", "disk", BlkbackConfig.defaults(),
+                ImageFormats.defaults(), be -> { }, store);
+        SimulatedBlkfront f = fx.frontend(d, Features.defaults());
+        store.failures.set(BlkbackDevice.FRONTEND_READ_RETRIES);
+        f.connect();
+        assertEquals(XenbusState.Connected, d.backend().state());
+        byte[] data = BlkbackFixture.pattern(0, 4096, 7);
+        f.write(0, 0, data);
+        assertArrayEquals(data, f.read(0, 0, 8));
+        f.disconnect();
+
+        f.switchState(1); // Initialising again, as after a reconnect: the backend goes back to InitWait
+        f.awaitBackendState(WAIT, 2);
+        store.failures.set(Integer.MAX_VALUE);
+        f.switchState(3); // Initialised: the backend cannot read it, ever
+        f.awaitBackendState(WAIT, 5);
+        assertTrue(d.backend().lastError().contains("cannot read the frontend's state"), d.backend().lastError());
+        store.failures.set(0);
     }
 }

@@ -1,9 +1,9 @@
 package io.jtap.blkback;
 
-import io.jtap.xen.XenbusState;
 import io.jtap.ring.blkif.BlkifAbi;
-import io.jtap.testkit.blkfront.SimulatedBlkfront;
 import io.jtap.testkit.blkfront.SimulatedBlkfront.Features;
+import io.jtap.testkit.blkfront.SimulatedBlkfront;
+import io.jtap.xen.XenbusState;
 import io.jtap.xen.sim.SimulatedXen;
 import io.jtap.xen.sim.SimulatedXenExtension;
 import org.junit.jupiter.api.AfterEach;

@@ -1,9 +1,9 @@
 package io.jtap.netback;
 
-import io.jtap.xen.XenbusState;
 import io.jtap.tap.TapDevice;
 import io.jtap.xen.XenPlatform;
 import io.jtap.xen.XenStore;
+import io.jtap.xen.XenbusState;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
