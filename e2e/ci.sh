@@ -33,11 +33,20 @@ fi
 
 declare -A result
 status=0
+# A mode that fails is booted once more: a whole Xen host under software emulation on a shared 2-core machine
+# can miss one of its deadlines for reasons that are not jtap's. Both attempts are reported; a mode passes only
+# if an attempt passed all its assertions, and a failure on the first attempt is printed in the summary.
 for m in "${modes[@]}"; do
     t=$(date +%s)
     r=0; "$E2E/run.sh" --backend "$m" --no-build || r=$?
     [ $r -eq 77 ] && { log "end-to-end suite skipped"; exit 77; }
-    result[$m]="$([ $r -eq 0 ] && echo passed || echo FAILED) in $(( $(date +%s) - t )) s"
+    note=""
+    if [ $r -ne 0 ]; then
+        log "mode $m FAILED on its first attempt (logs above); booting it once more"
+        r=0; "$E2E/run.sh" --backend "$m" --no-build || r=$?
+        note=" (first attempt FAILED, second attempt $([ $r -eq 0 ] && echo passed || echo FAILED))"
+    fi
+    result[$m]="$([ $r -eq 0 ] && echo passed || echo FAILED) in $(( $(date +%s) - t )) s$note"
     [ $r -eq 0 ] || status=1
 done
 echo "==== end-to-end summary ($(( $(date +%s) - T0 )) s in all) ===="

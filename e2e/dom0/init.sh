@@ -15,8 +15,8 @@ JTAP_SERVE="/jtap-tree/bin/jtap serve --xen=linux"
 # a line of jtap's log that says it watches xenstore (until then the plan waits, up to 120 s)
 JTAP_READY_REGEX='^jtap serve: .* on .*grants='
 JTAP_READY_TIMEOUT=120
-# Whether `jtap serve` also serves backend/vif. Until it does, jtap mode gives the guest no NIC.
-JTAP_SERVES_NET=0
+# Whether `jtap serve` also serves backend/vif (it does since --net=tap became the default).
+JTAP_SERVES_NET=1
 # the run's directory under e2e/cache, from the kernel argument e2e.run=
 E2E_RUN=$(sed -n 's/.*e2e\.run=\([^ ]*\).*/\1/p' /proc/cmdline)
 [ -f "$E2E/cache/${E2E_RUN:-run}/params.sh" ] && . "$E2E/cache/${E2E_RUN:-run}/params.sh"
