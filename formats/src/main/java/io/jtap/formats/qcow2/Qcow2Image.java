@@ -737,10 +737,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         }
     }
 
-    /**
-     * QEMU's {@code cache=unsafe}: no sync at all from now on; {@link #flush} and close still write the metadata,
-     * but nothing waits for it to be durable. For {@code convert -t unsafe}, qemu-img's default.
-     */
+    @Override
     public void disableSyncs() {
         if (!readOnly) {
             syncsDisabled = true;

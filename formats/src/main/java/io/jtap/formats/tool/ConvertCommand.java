@@ -155,8 +155,8 @@ final class ConvertCommand implements Callable<Integer> {
                 boolean fresh = !noCreate && dst.backing().isEmpty() || targetIsZero;
                 ConvertPipeline.Settings s = new ConvertPipeline.Settings(parallel, outOfOrder, sparse != 0,
                         Integer.highestOneBit(granularity), fresh, backing != null, compressor);
-                if (dst instanceof Qcow2Image q && unsafe) {
-                    q.disableSyncs();
+                if (unsafe) {
+                    dst.disableSyncs();
                 } else if (dst instanceof Qcow2Image q && !noCreate) {
                     q.deferSyncsUntilFlush(); // a new target: ordered, durable at the flush below
                 }
