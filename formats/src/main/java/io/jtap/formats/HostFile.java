@@ -41,6 +41,7 @@ public final class HostFile implements AutoCloseable {
     private final int alignment;
     private final AtomicBoolean closed = new AtomicBoolean();
     private volatile WriteObserver observer;
+    private volatile boolean syncsDeferred;
 
     /**
      * Sees every change made through this object's own methods, in issue order: the seam crash-consistency tests
@@ -253,8 +254,23 @@ public final class HostFile implements AutoCloseable {
         return Math.floorDiv(value + unit - 1, unit) * unit;
     }
 
-    /** {@code fdatasync}: data and the metadata needed to find it are durable on return. */
+    /**
+     * With {@code true}, {@link #sync()} does nothing until called with {@code false} again: for a file whose
+     * contents only matter once it is complete (a conversion's new target, QEMU's {@code cache=unsafe}), the
+     * ordering syncs of a metadata update cost a writeback of everything written so far and buy nothing.
+     */
+    public void deferSyncs(boolean value) {
+        syncsDeferred = value;
+    }
+
+    /**
+     * {@code fdatasync}: data and the metadata needed to find it are durable on return (a no-op while syncs are
+     * {@linkplain #deferSyncs deferred}).
+     */
     public void sync() throws IOException {
+        if (syncsDeferred) {
+            return;
+        }
         channel.force(false);
         WriteObserver o = observer;
         if (o != null) {

@@ -80,6 +80,14 @@ public interface Image extends AutoCloseable {
     void flush() throws IOException;
 
     /**
+     * QEMU's {@code cache=unsafe}, for a target whose durability nobody relies on ({@code convert -t unsafe}): from
+     * now on {@link #flush} and {@link #close} still write what they must but do not wait for it to be durable. The
+     * default does nothing (flushes keep syncing).
+     */
+    default void disableSyncs() {
+    }
+
+    /**
      * Tells the image that the range's contents are no longer needed. Advisory: afterwards the range reads as
      * zeros, as the backing image, or unchanged — use {@link #writeZeroes} for a defined result. Parts of the range
      * smaller than the format's allocation unit may be ignored. Fallback for formats that cannot free space: no-op.

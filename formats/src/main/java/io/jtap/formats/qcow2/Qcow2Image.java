@@ -69,6 +69,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
     private volatile long size;
     private volatile CorruptImageException corrupt;
     private boolean closed;
+    private volatile boolean syncsDisabled;
 
     private Qcow2Image(Path path, HostFile file, Qcow2Header header, boolean readOnly, ClusterMap map,
                        RefcountTable refcounts, Image backing, List<Qcow2Snapshot> snapshots, long size,
@@ -723,12 +724,34 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         }
     }
 
+    /**
+     * Skips the syncs that order metadata updates until the next {@link #flush} (or close), which makes everything
+     * durable: for a new image that nobody uses before it is complete, such as {@code convert}'s target, where a
+     * crash in between leaves an unusable image in either case (QEMU's {@code qemu-img convert} runs its target with
+     * {@code cache=unsafe}, without any sync). Without it, the first new L2 table or refcount block written in the
+     * middle of a copy waits for the writeback of everything copied so far.
+     */
+    public void deferSyncsUntilFlush() {
+        if (!readOnly) {
+            file.deferSyncs(true);
+        }
+    }
+
+    @Override
+    public void disableSyncs() {
+        if (!readOnly) {
+            syncsDisabled = true;
+            file.deferSyncs(true);
+        }
+    }
+
     @Override
     public void flush() throws IOException {
         if (readOnly) {
             return;
         }
         synchronized (lock) {
+            file.deferSyncs(syncsDisabled);
             if (!closed) {
                 flushLocked();
             }
@@ -934,6 +957,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
                 return;
             }
             closed = true;
+            file.deferSyncs(syncsDisabled);
             try {
                 if (!readOnly && corrupt == null) {
                     flushLocked();

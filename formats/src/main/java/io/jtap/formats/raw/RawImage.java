@@ -73,6 +73,13 @@ public final class RawImage implements Image {
     }
 
     @Override
+    public void disableSyncs() {
+        if (!readOnly) {
+            file.deferSyncs(true);
+        }
+    }
+
+    @Override
     public void flush() throws IOException {
         if (!readOnly) {
             file.sync();

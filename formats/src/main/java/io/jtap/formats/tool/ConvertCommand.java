@@ -81,9 +81,14 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = {"-U", "--force-share"}, description = "accepted for compatibility (jtap takes no locks)")
     boolean forceShare;
 
-    @Option(names = {"-t", "-T"}, paramLabel = "cache", description = "accepted for compatibility; jtap uses the "
-            + "page cache and flushes at the end (qemu-img's writeback)")
-    String cache;
+    @Option(names = "-t", paramLabel = "cache", description = "target cache mode: writeback (default; jtap uses "
+            + "the page cache and flushes once at the end; none, writethrough and directsync do the same) or unsafe "
+            + "(no sync at all: qemu-img convert's default)")
+    String cache = "writeback";
+
+    @Option(names = "-T", paramLabel = "src_cache", description = "accepted for compatibility (jtap reads through "
+            + "the page cache)")
+    String sourceCache;
 
     @Parameters(index = "0", paramLabel = "filename")
     String source;
@@ -120,6 +125,12 @@ final class ConvertCommand implements Callable<Integer> {
             throw new ToolException(1, "Invalid buffer size for sparse output specified: -S " + sparseSize
                     + " (a multiple of 512 up to 2M, or 0)");
         }
+        boolean unsafe = switch (cache) {
+            case "unsafe" -> true;
+            case "writeback", "none", "writethrough", "directsync" -> false;
+            default -> throw new ToolException(1, "Invalid cache option: -t " + cache
+                    + " (expecting none, writeback, writethrough, directsync or unsafe)");
+        };
         ImageFormat targetFormat = tool.opener.format(outputFormat);
         Progress.Mode mode = progressMode(progressBar, progressMode);
         OpenOptions sourceOptions = OpenOptions.defaults().withReadOnly(true);
@@ -144,10 +155,17 @@ final class ConvertCommand implements Callable<Integer> {
                 boolean fresh = !noCreate && dst.backing().isEmpty() || targetIsZero;
                 ConvertPipeline.Settings s = new ConvertPipeline.Settings(parallel, outOfOrder, sparse != 0,
                         Integer.highestOneBit(granularity), fresh, backing != null, compressor);
+                if (unsafe) {
+                    dst.disableSyncs();
+                } else if (dst instanceof Qcow2Image q && !noCreate) {
+                    q.deferSyncsUntilFlush(); // a new target: ordered, durable at the flush below
+                }
                 try (Progress progress = Progress.start(mode, src.size(), tool.out, tool.err)) {
                     new ConvertPipeline(chain, dst, s, progress).run();
                 }
-                dst.flush();
+                if (!unsafe) {
+                    dst.flush();
+                }
             }
         }
         return 0;

@@ -68,14 +68,24 @@ final class ConvertPipeline {
     private final Settings settings;
     private final Progress progress;
     private final AtomicReference<Throwable> failure = new AtomicReference<>();
-    private final Object turnLock = new Object();
-    private long turn;
+    /**
+     * The ordered write stage: {@link #turn} is the sequence number allowed to write; a worker waiting for sequence
+     * {@code s} waits on {@code turnSlots[s % parallel]}, and ending a turn wakes only the next one's slot (at most
+     * {@code parallel} chunks are in flight, so waiting sequences have distinct slots): a turn handed over is one
+     * wake-up, not one per waiting worker.
+     */
+    private final Object[] turnSlots;
+    private volatile long turn;
 
     ConvertPipeline(ImageChain source, Image target, Settings settings, Progress progress) {
         this.source = source;
         this.target = target;
         this.settings = settings;
         this.progress = progress;
+        this.turnSlots = new Object[settings.parallel()];
+        for (int i = 0; i < turnSlots.length; i++) {
+            turnSlots[i] = new Object();
+        }
     }
 
     /** Copies everything; on return all writes have completed (not yet flushed). */
@@ -182,8 +192,10 @@ final class ConvertPipeline {
 
     private void fail(Throwable t) {
         if (failure.compareAndSet(null, t)) {
-            synchronized (turnLock) {
-                turnLock.notifyAll();
+            for (Object slot : turnSlots) {
+                synchronized (slot) {
+                    slot.notifyAll();
+                }
             }
         }
     }
@@ -303,9 +315,13 @@ final class ConvertPipeline {
         if (settings.outOfOrder()) {
             return;
         }
-        synchronized (turnLock) {
+        if (turn == seq) {
+            return;
+        }
+        Object slot = turnSlots[(int) (seq % turnSlots.length)];
+        synchronized (slot) {
             while (turn != seq && failure.get() == null) {
-                turnLock.wait();
+                slot.wait();
             }
         }
     }
@@ -314,11 +330,12 @@ final class ConvertPipeline {
         if (settings.outOfOrder()) {
             return;
         }
-        synchronized (turnLock) {
-            if (turn == seq) {
-                turn++;
-            }
-            turnLock.notifyAll();
+        if (turn == seq) {
+            turn = seq + 1;
+        }
+        Object next = turnSlots[(int) ((seq + 1) % turnSlots.length)];
+        synchronized (next) {
+            next.notifyAll();
         }
     }
 }

@@ -56,6 +56,7 @@ class JtapImgCliTest {
                 Arguments.of(new String[] {"convert", "-m", "0", "a", "b"}, "Invalid number of coroutines"),
                 Arguments.of(new String[] {"convert", "-S", "1000", "a", "b"}, "Invalid buffer size for sparse"),
                 Arguments.of(new String[] {"convert", "--target-is-zero", "a", "b"}, "requires use of -n"),
+                Arguments.of(new String[] {"convert", "-t", "bogus", "a", "b"}, "Invalid cache option"),
                 Arguments.of(new String[] {"check", "-r", "some", "a"}, "expecting 'leaks' or 'all'"),
                 Arguments.of(new String[] {"info", "--output=xml", "a"}, "Invalid value for option '--output'"),
                 Arguments.of(new String[] {"frobnicate"}, "Unmatched argument"),
@@ -157,5 +158,24 @@ class JtapImgCliTest {
         }
         assertEquals(data.length, lastDone);
         assertEquals(100.0, lastPercent);
+    }
+
+    /** -t unsafe (no sync) and -t writeback (deferred syncs, one flush) both produce the source's contents. */
+    @Test
+    void convertCacheModesCopyEverything() throws Exception {
+        Path src = dir.resolve("src.raw");
+        byte[] data = new byte[12 << 20];
+        for (int i = 0; i < data.length; i += 4096) {
+            data[i] = (byte) (i >> 12 | 1);
+        }
+        Files.write(src, data);
+        for (String mode : new String[] {"unsafe", "writeback"}) {
+            Path q = dir.resolve(mode + ".qcow2");
+            Path back = dir.resolve(mode + ".raw");
+            JtapImgRunner.ok("convert", "-t", mode, "-f", "raw", "-O", "qcow2", src.toString(), q.toString());
+            JtapImgRunner.ok("check", q.toString());
+            JtapImgRunner.ok("convert", "-t", mode, "-f", "qcow2", "-O", "raw", q.toString(), back.toString());
+            org.junit.jupiter.api.Assertions.assertArrayEquals(data, Files.readAllBytes(back), mode);
+        }
     }
 }
