@@ -2,19 +2,14 @@ package io.jtap.aio;
 
 import static io.jtap.aio.IoUringDescriptor.*;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.fail;
 
+import io.jtap.xen.CLayoutProbe;
 import io.jtap.xen.linux.LibC;
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -141,76 +136,10 @@ class IoUringLayoutTest {
     }
 
     private static Map<String, Long> compileAndRun(Path dir, Map<String, Long> expected) throws Exception {
-        List<String> missing = new ArrayList<>();
-        if (!Files.isReadable(Path.of(HEADER))) {
-            missing.add(HEADER);
-        }
-        String gcc = findOnPath("gcc");
-        if (gcc == null) {
-            missing.add("gcc on PATH");
-        }
-        if (!missing.isEmpty()) {
-            String reason = "cannot check the io_uring layouts, missing: " + missing
-                    + " (install gcc and linux-libc-dev)";
-            if ("true".equalsIgnoreCase(System.getenv("CI"))) {
-                fail(reason);
-            }
-            Assumptions.abort(reason);
-        }
-        StringBuilder c = new StringBuilder();
-        c.append("#define _GNU_SOURCE\n#include <stdio.h>\n#include <stddef.h>\n#include <errno.h>\n")
-                .append("#include <fcntl.h>\n#include <limits.h>\n#include <sys/uio.h>\n#include <sys/eventfd.h>\n")
-                .append("#include <sys/syscall.h>\n#include <linux/falloc.h>\n")
-                .append("#include <linux/io_uring.h>\n")
-                .append("int main(void) {\n");
-        for (String expr : expected.keySet()) {
-            c.append("    printf(\"%lld\\t%s\\n\", (long long) (").append(expr).append("), \"")
-                    .append(expr.replace("\"", "\\\"")).append("\");\n");
-        }
-        c.append("    return 0;\n}\n");
-        Path source = dir.resolve("io_uring_layout.c");
-        Path binary = dir.resolve("io_uring_layout");
-        Files.writeString(source, c);
-        String compileOutput = run(List.of(gcc, "-Wall", "-Werror", "-o", binary.toString(), source.toString()));
-        String output = run(List.of(binary.toString()));
-        Map<String, Long> actual = new LinkedHashMap<>();
-        for (String line : output.split("\n")) {
-            if (line.isEmpty()) {
-                continue;
-            }
-            int tab = line.indexOf('\t');
-            actual.put(line.substring(tab + 1), Long.parseLong(line.substring(0, tab)));
-        }
-        if (actual.isEmpty()) {
-            fail("io_uring layout program printed nothing; compiler said: " + compileOutput);
-        }
-        return actual;
-    }
-
-    private static String run(List<String> command) throws IOException, InterruptedException {
-        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        if (!p.waitFor(60, TimeUnit.SECONDS)) {
-            p.destroyForcibly();
-            fail("timed out: " + command);
-        }
-        if (p.exitValue() != 0) {
-            fail("command failed: " + command + ", exit=" + p.exitValue() + ", output:\n" + out);
-        }
-        return out;
-    }
-
-    private static String findOnPath(String name) {
-        String path = System.getenv("PATH");
-        if (path == null) {
-            return null;
-        }
-        for (String d : path.split(":")) {
-            Path candidate = Path.of(d, name);
-            if (Files.isExecutable(candidate)) {
-                return candidate.toString();
-            }
-        }
-        return null;
+        return CLayoutProbe.evaluate(dir, "io_uring_layout", List.of(HEADER),
+                "#define _GNU_SOURCE\n#include <stdio.h>\n#include <stddef.h>\n#include <errno.h>\n"
+                        + "#include <fcntl.h>\n#include <limits.h>\n#include <sys/uio.h>\n#include <sys/eventfd.h>\n"
+                        + "#include <sys/syscall.h>\n#include <linux/falloc.h>\n#include <linux/io_uring.h>\n",
+                expected.keySet(), "gcc and linux-libc-dev");
     }
 }

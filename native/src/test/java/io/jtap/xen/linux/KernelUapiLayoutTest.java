@@ -1,21 +1,16 @@
 package io.jtap.xen.linux;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.fail;
 
+import io.jtap.xen.CLayoutProbe;
 import io.jtap.xen.GrantCopySegmentDescriptor;
 import io.jtap.xen.GrantStatus;
 import io.jtap.xen.GrantTable;
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -157,77 +152,10 @@ class KernelUapiLayoutTest {
     }
 
     private static Map<String, Long> compileAndRun(Path dir, Map<String, Long> expected) throws Exception {
-        List<String> missing = new ArrayList<>();
-        for (String header : HEADERS) {
-            if (!Files.isReadable(Path.of(header))) {
-                missing.add(header);
-            }
-        }
-        String gcc = findOnPath("gcc");
-        if (gcc == null) {
-            missing.add("gcc on PATH");
-        }
-        if (!missing.isEmpty()) {
-            String reason = "cannot check the kernel uAPI layouts, missing: " + missing
-                    + " (install gcc and linux-libc-dev + libxen-dev)";
-            if ("true".equalsIgnoreCase(System.getenv("CI"))) {
-                fail(reason);
-            }
-            Assumptions.abort(reason);
-        }
-        StringBuilder c = new StringBuilder();
-        c.append("#include <stdio.h>\n#include <stddef.h>\n#include <stdint.h>\n#include <sys/ioctl.h>\n")
-                .append("#include <xen/xen.h>\n#include <xen/grant_table.h>\n#include <xen/event_channel.h>\n")
-                .append("#include <xen/gntdev.h>\n#include <xen/evtchn.h>\n#include <xen/gntalloc.h>\n")
-                .append("int main(void) {\n");
-        for (String expr : expected.keySet()) {
-            c.append("    printf(\"%lld\\t%s\\n\", (long long) (").append(expr).append("), \"")
-                    .append(expr.replace("\"", "\\\"")).append("\");\n");
-        }
-        c.append("    return 0;\n}\n");
-        Path source = dir.resolve("uapi_layout.c");
-        Path binary = dir.resolve("uapi_layout");
-        Files.writeString(source, c);
-        String compileOutput = run(List.of(gcc, "-Wall", "-Werror", "-o", binary.toString(), source.toString()));
-        String output = run(List.of(binary.toString()));
-        Map<String, Long> actual = new LinkedHashMap<>();
-        for (String line : output.split("\n")) {
-            if (line.isEmpty()) {
-                continue;
-            }
-            int tab = line.indexOf('\t');
-            actual.put(line.substring(tab + 1), Long.parseLong(line.substring(0, tab)));
-        }
-        if (actual.isEmpty()) {
-            fail("uapi layout program printed nothing; compiler said: " + compileOutput);
-        }
-        return actual;
-    }
-
-    private static String run(List<String> command) throws IOException, InterruptedException {
-        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        if (!p.waitFor(60, TimeUnit.SECONDS)) {
-            p.destroyForcibly();
-            fail("timed out: " + command);
-        }
-        if (p.exitValue() != 0) {
-            fail("command failed: " + command + ", exit=" + p.exitValue() + ", output:\n" + out);
-        }
-        return out;
-    }
-
-    private static String findOnPath(String name) {
-        String path = System.getenv("PATH");
-        if (path == null) {
-            return null;
-        }
-        for (String dir : path.split(":")) {
-            Path candidate = Path.of(dir, name);
-            if (Files.isExecutable(candidate)) {
-                return candidate.toString();
-            }
-        }
-        return null;
+        return CLayoutProbe.evaluate(dir, "uapi_layout", HEADERS,
+                "#include <stdio.h>\n#include <stddef.h>\n#include <stdint.h>\n#include <sys/ioctl.h>\n"
+                        + "#include <xen/xen.h>\n#include <xen/grant_table.h>\n#include <xen/event_channel.h>\n"
+                        + "#include <xen/gntdev.h>\n#include <xen/evtchn.h>\n#include <xen/gntalloc.h>\n",
+                expected.keySet(), "gcc and linux-libc-dev + libxen-dev");
     }
 }
