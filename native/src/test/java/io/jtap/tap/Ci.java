@@ -9,16 +9,16 @@ import org.junit.jupiter.api.Assumptions;
  * missing prerequisite fails the test, so that CI never goes green by skipping; elsewhere the test is skipped and the
  * reason printed.
  */
-final class Ci {
+public final class Ci {
     private Ci() {
     }
 
-    static boolean isCi() {
+    public static boolean isCi() {
         return "true".equalsIgnoreCase(System.getenv("CI"));
     }
 
     /** Fails (in CI) or skips (elsewhere) with {@code reason} unless {@code satisfied}. */
-    static void require(boolean satisfied, String reason) {
+    public static void require(boolean satisfied, String reason) {
         if (satisfied) {
             return;
         }
@@ -30,7 +30,7 @@ final class Ci {
     }
 
     /** Whether the effective uid is 0 ({@code Uid:} in {@code /proc/self/status}: real, effective, saved, fs). */
-    static boolean isRoot() {
+    public static boolean isRoot() {
         try {
             for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
                 if (line.startsWith("Uid:")) {

@@ -21,7 +21,7 @@ import java.util.function.Predicate;
  * traffic of the TAP tests stays inside such namespaces. {@link #close()} kills what it started and deletes the
  * namespace; it is idempotent and safe to call from {@code @AfterAll} after a failure.
  */
-final class Netns implements AutoCloseable {
+public final class Netns implements AutoCloseable {
     static final Duration COMMAND_TIMEOUT = Duration.ofSeconds(20);
 
     final String name;
@@ -32,7 +32,24 @@ final class Netns implements AutoCloseable {
         this.name = name;
     }
 
-    static Netns create() throws IOException {
+    /** A short random hex suffix for names that must not collide between concurrent runs (namespaces, links). */
+    public static String randomSuffix() {
+        byte[] random = new byte[3];
+        new SecureRandom().nextBytes(random);
+        return HexFormat.of().formatHex(random);
+    }
+
+    /** Whether {@code command} runs and exits 0 on the host (for example {@code ip -V}). */
+    public static boolean commandWorks(String... command) {
+        try {
+            run(command);
+            return true;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    public static Netns create() throws IOException {
         byte[] random = new byte[4];
         new SecureRandom().nextBytes(random);
         Netns ns = new Netns("jtap-test-" + HexFormat.of().formatHex(random));
@@ -41,17 +58,17 @@ final class Netns implements AutoCloseable {
     }
 
     /** Moves interface {@code link} from the caller's namespace into this one. */
-    void adopt(String link) throws IOException {
+    public void adopt(String link) throws IOException {
         run("ip", "link", "set", "dev", link, "netns", name);
     }
 
     /** Runs {@code command} inside this namespace and returns its output; fails on a non-zero exit or a timeout. */
-    String exec(String... command) throws IOException {
+    public String exec(String... command) throws IOException {
         return run(prepend(command));
     }
 
     /** Starts {@code command} inside this namespace; {@link #close()} kills it if it is still running. */
-    NsProcess start(String... command) throws IOException {
+    public NsProcess start(String... command) throws IOException {
         NsProcess process = new NsProcess(String.join(" ", command), new ProcessBuilder(prepend(command))
                 .redirectErrorStream(true).start());
         started.add(process);
@@ -69,7 +86,7 @@ final class Netns implements AutoCloseable {
     }
 
     /** Runs a command on the host with a bounded wait; returns stdout+stderr, fails on a non-zero exit. */
-    static String run(String... command) throws IOException {
+    public static String run(String... command) throws IOException {
         Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
         try {
             if (!process.waitFor(COMMAND_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
@@ -105,7 +122,7 @@ final class Netns implements AutoCloseable {
     }
 
     /** A process inside the namespace whose output lines are collected as they come. */
-    static final class NsProcess {
+    public static final class NsProcess {
         private final String description;
         private final Process process;
         private final LinkedBlockingQueue<String> lines = new LinkedBlockingQueue<>();
@@ -130,7 +147,7 @@ final class Netns implements AutoCloseable {
         }
 
         /** The next output line starting with {@code prefix} (others are skipped but kept in the transcript). */
-        String awaitLine(String prefix, Duration timeout) {
+        public String awaitLine(String prefix, Duration timeout) {
             long deadline = System.nanoTime() + timeout.toNanos();
             Predicate<String> matches = line -> line.startsWith(prefix);
             try {
@@ -152,14 +169,14 @@ final class Netns implements AutoCloseable {
         }
 
         /** Waits for the process to end and returns its exit code. */
-        int awaitExit(Duration timeout) throws InterruptedException {
+        public int awaitExit(Duration timeout) throws InterruptedException {
             if (!process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
                 throw new AssertionError("process did not exit within " + timeout + ": " + this);
             }
             return process.exitValue();
         }
 
-        void kill() {
+        public void kill() {
             process.destroyForcibly();
         }
 

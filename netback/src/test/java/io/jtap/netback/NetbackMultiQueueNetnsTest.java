@@ -3,7 +3,9 @@ package io.jtap.netback;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.jtap.tap.Ci;
 import io.jtap.tap.LinuxTap;
+import io.jtap.tap.Netns;
 import io.jtap.tap.TapDevice;
 import io.jtap.testkit.netfront.NetfrontOptions;
 import io.jtap.testkit.netfront.RxPacket;
@@ -53,24 +55,24 @@ class NetbackMultiQueueNetnsTest {
             "        socks[f].sendto(('flow %d seq %d' % (f, i)).encode(), (dst, 7100))",
             "print('SENT', flush=True)");
 
-    private NetnsSupport ns;
+    private Netns ns;
     private NetbackService service;
     private SimulatedNetfront guest;
     private String tapName;
 
     @BeforeEach
     void setUp(SimulatedXen xen) throws Exception {
-        NetnsSupport.require(NetnsSupport.isRoot(), "network namespaces and TAP interfaces need root: user="
+        Ci.require(Ci.isRoot(), "network namespaces and TAP interfaces need root: user="
                 + System.getProperty("user.name"));
-        NetnsSupport.require(LinuxTap.availability().isAvailable(), "LinuxTap is unavailable: "
+        Ci.require(LinuxTap.availability().isAvailable(), "LinuxTap is unavailable: "
                 + LinuxTap.availability().unavailabilityCause());
-        NetnsSupport.require(NetnsSupport.commandWorks("ip", "-V"), "iproute2's ip is not installed");
-        NetnsSupport.require(NetnsSupport.commandWorks("python3", "--version"), "python3 is not installed");
+        Ci.require(Netns.commandWorks("ip", "-V"), "iproute2's ip is not installed");
+        Ci.require(Netns.commandWorks("python3", "--version"), "python3 is not installed");
 
-        ns = NetnsSupport.create();
+        ns = Netns.create();
         service = NetbackService.start(xen.platform(SimulatedXen.DOM0), TapFactory.linux(),
                 NetbackOptions.defaults().withMaxQueues(2));
-        tapName = "jtmq" + NetnsSupport.randomSuffix();
+        tapName = "jtmq" + Netns.randomSuffix();
         guest = SimulatedNetfront.create(xen, xen.createDomain("netns-mq-guest"), 0,
                 NetfrontOptions.linuxDefaults().withVifname(tapName).withMac(GUEST_MAC_TEXT).withQueues(2)
                         .withMtu("9000"));

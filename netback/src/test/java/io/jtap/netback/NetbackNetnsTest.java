@@ -4,10 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.jtap.netback.NetnsSupport.NsProcess;
 import io.jtap.netback.TestFrames.Checksum;
 import io.jtap.ring.netif.Netif;
+import io.jtap.tap.Ci;
 import io.jtap.tap.LinuxTap;
+import io.jtap.tap.Netns.NsProcess;
+import io.jtap.tap.Netns;
 import io.jtap.testkit.netfront.NetfrontOptions;
 import io.jtap.testkit.netfront.RxPacket;
 import io.jtap.testkit.netfront.SimulatedNetfront;
@@ -93,7 +95,7 @@ class NetbackNetnsTest {
             "print('SENT', n_out, flush=True)",
             "c.close()");
 
-    private NetnsSupport ns;
+    private Netns ns;
     private NetbackService service;
     private SimulatedNetfront guest;
     private byte[] nsMac;
@@ -101,17 +103,17 @@ class NetbackNetnsTest {
 
     @BeforeEach
     void setUp(SimulatedXen xen) throws Exception {
-        NetnsSupport.require(NetnsSupport.isRoot(), "network namespaces and TAP interfaces need root: user="
+        Ci.require(Ci.isRoot(), "network namespaces and TAP interfaces need root: user="
                 + System.getProperty("user.name"));
-        NetnsSupport.require(LinuxTap.availability().isAvailable(), "LinuxTap is unavailable: "
+        Ci.require(LinuxTap.availability().isAvailable(), "LinuxTap is unavailable: "
                 + LinuxTap.availability().unavailabilityCause());
-        NetnsSupport.require(NetnsSupport.commandWorks("ip", "-V"), "iproute2's ip is not installed");
-        NetnsSupport.require(NetnsSupport.commandWorks("python3", "--version"), "python3 is not installed");
+        Ci.require(Netns.commandWorks("ip", "-V"), "iproute2's ip is not installed");
+        Ci.require(Netns.commandWorks("python3", "--version"), "python3 is not installed");
 
-        ns = NetnsSupport.create();
+        ns = Netns.create();
         // As the daemon wires it: a real TAP per vif, the simulated Xen for the guest side.
         service = NetbackService.start(xen.platform(SimulatedXen.DOM0), LinuxTap::open);
-        String tapName = "jtnb" + NetnsSupport.randomSuffix();
+        String tapName = "jtnb" + Netns.randomSuffix();
         guest = SimulatedNetfront.create(xen, xen.createDomain("netns-guest"), 0,
                 NetfrontOptions.linuxDefaults().withVifname(tapName).withMac(GUEST_MAC_TEXT));
         guest.connect(WAIT);
