@@ -38,7 +38,8 @@ import java.util.concurrent.TimeUnit;
  * advertises the features and goes to InitWait. When the frontend is Initialised (or Connected) it reads the
  * frontend's ring nodes, maps the rings, binds the channels, starts one {@link BlkifQueue} per queue, writes the
  * disk's geometry and goes Connected. Frontend Closing/Closed (or a vanished frontend) drains and tears the rings
- * down; Initialising after Closed goes back to InitWait for a reconnect. {@code online} = 0 drains and closes.
+ * down; Initialising after Closed goes back to InitWait for a reconnect. {@code online} = 0 drains and closes,
+ * for good.
  * A bad xenstore value or a ring the frontend broke writes an {@code error} node naming it and moves this device,
  * and only it, to Closing.
  *
@@ -177,10 +178,9 @@ public final class BlkbackDevice implements AutoCloseable {
             }
             sectors = newSectors;
             if (state == XenbusState.Connected) {
-                xs.transaction(tx -> {
+                publish(tx -> {
                     tx.write(backendPath + "/sectors", Long.toString(newSectors));
                     tx.write(backendPath + "/state", state.toXenStore());
-                    return null;
                 });
             }
             LOG.log(Level.INFO, "device=" + name + ": resized, sectors=" + newSectors);
@@ -205,10 +205,12 @@ public final class BlkbackDevice implements AutoCloseable {
             sectors = image.size() >> Blkif.SECTOR_SHIFT;
         } catch (IOException | RuntimeException e) {
             fail("cannot configure device: " + e.getMessage());
+            // Still let the toolstack take it offline (jtap detach, xl block-detach wait for Closed).
+            watches.add(xs.watch(backendPath + "/online", (path, token) -> schedule(this::onlineChanged)));
             return;
         }
         boolean discard = discardEnabled();
-        xs.transaction(tx -> {
+        boolean published = publish(tx -> {
             tx.write(backendPath + "/feature-flush-cache", "1");
             tx.write(backendPath + "/feature-barrier", "1");
             tx.write(backendPath + "/feature-discard", discard ? "1" : "0");
@@ -222,8 +224,11 @@ public final class BlkbackDevice implements AutoCloseable {
             tx.write(backendPath + "/max-ring-page-order", Integer.toString(config.maxRingPageOrder()));
             tx.write(backendPath + "/multi-queue-max-queues", Integer.toString(config.maxQueues()));
             tx.write(backendPath + "/state", XenbusState.InitWait.toXenStore());
-            return null;
         });
+        if (!published) {
+            LOG.log(Level.INFO, "device=" + name + ": directory gone before the device started");
+            return;
+        }
         state = XenbusState.InitWait;
         watches.add(xs.watch(frontendPath + "/state", (path, token) -> schedule(this::frontendChanged)));
         watches.add(xs.watch(backendPath + "/online", (path, token) -> schedule(this::onlineChanged)));
@@ -245,7 +250,8 @@ public final class BlkbackDevice implements AutoCloseable {
     }
 
     private void frontendChanged() {
-        if (closed || image == null) {
+        if (closed || image == null || !online) {
+            // Offline: the device drained and closed for good; a re-created directory is a new device.
             return;
         }
         XenbusState fs;
@@ -299,22 +305,26 @@ public final class BlkbackDevice implements AutoCloseable {
         }
     }
 
+    /**
+     * {@code online} = 0 (the toolstack detaching the device): Closing, drain and release the rings, Closed. Taking a
+     * device offline is final for this object: it no longer follows the frontend, and the toolstack removes the
+     * directory next (a directory re-created at the same path is served by a new device, see BlkbackService). A device
+     * whose configuration failed (no image) goes Closed too, so that a detach need not time out.
+     */
     private void onlineChanged() {
-        if (closed || image == null) {
+        if (closed || !online) {
             return;
         }
         try {
             Optional<String> v = read("online");
-            boolean nowOnline = v.isEmpty() || !v.get().trim().equals("0");
-            if (online && !nowOnline) {
+            if (v.isPresent() && v.get().trim().equals("0")) {
                 online = false;
                 if (state != XenbusState.Closed) {
                     switchState(XenbusState.Closing);
                 }
                 disconnect();
                 switchState(XenbusState.Closed);
-            } else {
-                online = nowOnline;
+                LOG.log(Level.INFO, "device=" + name + ": offline, closed");
             }
         } catch (IOException | RuntimeException e) {
             fail("online change failed: error=" + e.getMessage());
@@ -347,13 +357,12 @@ public final class BlkbackDevice implements AutoCloseable {
         }
         int info = (params.readOnly() ? Blkif.VDISK_READONLY : 0) | (params.cdrom() ? Blkif.VDISK_CDROM : 0);
         long s = sectors;
-        xs.transaction(tx -> {
+        publish(tx -> {
             tx.write(backendPath + "/sectors", Long.toString(s));
             tx.write(backendPath + "/info", Integer.toString(info));
             tx.write(backendPath + "/sector-size", Integer.toString(Blkif.SECTOR_SIZE));
             tx.write(backendPath + "/physical-sector-size", Integer.toString(config.physicalSectorSize()));
             tx.write(backendPath + "/state", XenbusState.Connected.toXenStore());
-            return null;
         });
         state = XenbusState.Connected;
         LOG.log(Level.INFO, "device=" + name + ": connected, domid=" + frontendId + ", queues=" + queues.size()
@@ -449,12 +458,35 @@ public final class BlkbackDevice implements AutoCloseable {
         queues.clear();
     }
 
+    /** Publishes {@code s} (Linux: {@code xenbus_switch_state}); nothing is written once the directory is gone. */
     private void switchState(XenbusState s) throws IOException {
         if (state == s) {
             return;
         }
-        xs.write(backendPath + "/state", s.toXenStore());
+        publish(tx -> tx.write(backendPath + "/state", s.toXenStore()));
         state = s;
+    }
+
+    @FunctionalInterface
+    private interface Writes {
+        void run(XenStore.Transaction tx) throws IOException;
+    }
+
+    /**
+     * Runs {@code writes} in one transaction if this device's {@code state} node still exists, else writes nothing:
+     * a write below a removed directory would re-create it (XS_WRITE makes missing ancestors), and the service would
+     * take the stray node for a new device. Linux's {@code xenbus_switch_state} makes the same check.
+     *
+     * @return whether the directory was there and the writes were made
+     */
+    private boolean publish(Writes writes) throws IOException {
+        return xs.transaction(tx -> {
+            if (tx.read(backendPath + "/state").isEmpty()) {
+                return false;
+            }
+            writes.run(tx);
+            return true;
+        });
     }
 
     /** Reports an error in the {@code error} node and moves the device to Closing (Linux: xenbus_dev_fatal). */
@@ -462,7 +494,8 @@ public final class BlkbackDevice implements AutoCloseable {
         lastError = message;
         log.warn(message);
         try {
-            xs.write(backendPath + "/error", message.length() > 1024 ? message.substring(0, 1024) : message);
+            String text = message.length() > 1024 ? message.substring(0, 1024) : message;
+            publish(tx -> tx.write(backendPath + "/error", text));
             switchState(XenbusState.Closing);
         } catch (IOException | RuntimeException e) {
             LOG.log(Level.WARNING, "device=" + name + ": cannot report error: " + e.getMessage());

@@ -13,6 +13,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -24,6 +25,12 @@ import java.util.concurrent.TimeUnit;
  * directory, starts a {@link BlkbackDevice} for each {@code <frontend-domid>/<devid>} that appears, and closes it
  * when its directory goes away (Linux: the xenbus driver core's backend watch). One bad device never stops the
  * others.
+ *
+ * <p>A device directory removed and created again at the same path between two rescans (a detach followed at once
+ * by an attach of the same devid, or both in one transaction) is a new device: the watch event naming the directory
+ * itself (xenstored fires it for the directory's creation and its removal, not for writes below it) marks the key,
+ * and the next rescan closes the old device and starts a new one (Linux: {@code xenbus_dev_changed} on the event's
+ * path). Children's events never restart a device.
  *
  * <p>Owns one xenstore connection, the bounded worker pool that runs image IO for all devices, and the devices.
  * Rescans run on one service thread; watch events only enqueue a rescan.
@@ -39,6 +46,11 @@ public final class BlkbackService implements AutoCloseable {
     private final ThreadPoolExecutor workers;
     private final ExecutorService service;
     private final Map<String, BlkbackDevice> devices = new LinkedHashMap<>();
+    /**
+     * Paths relative to {@link #root} ({@code ""}, {@code <domid>} or {@code <domid>/<devid>}) that a watch event named
+     * exactly: created or removed since the last rescan. Filled on the watch thread, drained by rescans.
+     */
+    private final Set<String> touched = ConcurrentHashMap.newKeySet();
     private XenStore.Watch watch;
 
     /**
@@ -76,6 +88,10 @@ public final class BlkbackService implements AutoCloseable {
     /** Starts watching; devices already present are served at once. */
     public void start() throws IOException {
         watch = xs.watch(root, (path, token) -> {
+            String key = deviceKeyOrNull(path);
+            if (key != null) {
+                touched.add(key);
+            }
             try {
                 service.execute(this::rescan);
             } catch (java.util.concurrent.RejectedExecutionException e) {
@@ -94,7 +110,36 @@ public final class BlkbackService implements AutoCloseable {
         }
     }
 
+    /**
+     * For an event path at most two levels below the root, the path relative to it ({@code ""} for the root itself);
+     * null for anything deeper (a device's own nodes).
+     */
+    private String deviceKeyOrNull(String path) {
+        if (path.equals(root)) {
+            return "";
+        }
+        if (!path.startsWith(root + "/")) {
+            return null;
+        }
+        String rest = path.substring(root.length() + 1);
+        return rest.chars().filter(c -> c == '/').count() <= 1 ? rest : null;
+    }
+
+    private static boolean covers(Set<String> touchedKeys, String key) {
+        for (String t : touchedKeys) {
+            if (t.isEmpty() || key.equals(t) || key.startsWith(t + "/")) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     private void rescan() {
+        Set<String> recreated = new HashSet<>();
+        for (String t : List.copyOf(touched)) {
+            touched.remove(t);
+            recreated.add(t);
+        }
         Set<String> present = new HashSet<>();
         try {
             for (String domid : list(root)) {
@@ -107,11 +152,13 @@ public final class BlkbackService implements AutoCloseable {
             return;
         }
         for (String key : List.copyOf(devices.keySet())) {
-            if (!present.contains(key)) {
+            boolean gone = !present.contains(key);
+            if (gone || covers(recreated, key)) {
                 BlkbackDevice d = devices.remove(key);
                 try {
                     d.close();
-                    LOG.log(Level.INFO, "device gone: " + d.backendPath());
+                    LOG.log(Level.INFO, (gone ? "device gone: " : "device directory re-created, restarting: ")
+                            + d.backendPath());
                 } catch (IOException | RuntimeException e) {
                     LOG.log(Level.WARNING, "closing " + d.backendPath() + ": " + e.getMessage());
                 }

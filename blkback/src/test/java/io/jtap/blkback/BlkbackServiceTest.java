@@ -59,4 +59,44 @@ class BlkbackServiceTest {
             }
         }
     }
+
+    /**
+     * A detach followed at once by an attach of the same devid, here in a single transaction so that no rescan can
+     * see the directory missing: the watch event naming the directory itself makes it a new device, which opens the
+     * new image. Before, the old device (already Closed) went back to InitWait for the new frontend and served the
+     * old image.
+     */
+    @Test
+    void aDirectoryRemovedAndCreatedAgainIsANewDevice(SimulatedXen xen, @TempDir Path dir) throws Exception {
+        Path a = dir.resolve("a.raw");
+        Path b = dir.resolve("b.raw");
+        ImageFormats.defaults().get("raw").create(a, CreateOptions.ofSize(1 << 20));
+        ImageFormats.defaults().get("raw").create(b, CreateOptions.ofSize(1 << 20));
+        byte[] inB = BlkbackFixture.pattern(0, 4096, 2);
+        java.nio.file.Files.write(b, inB, java.nio.file.StandardOpenOption.WRITE);
+        try (BlkbackService service = new BlkbackService(xen.platform(0), "vbd", BlkbackConfig.defaults(),
+                ImageFormats.defaults(), 2);
+             XenStore xs = xen.platform(0).openXenStore()) {
+            service.start();
+            SimulatedDomain g = xen.createDomain("g");
+            String be = SimulatedToolstack.addVbd(xs, g.domid(), 51712, a.toString(), "w", "disk");
+            try (SimulatedBlkfront f = new SimulatedBlkfront(xen, g, 51712, SimulatedBlkfront.Features.defaults())) {
+                f.connect();
+                f.write(0, 0, BlkbackFixture.pattern(0, 4096, 1));
+                f.disconnect();
+            }
+            xs.transaction(tx -> {
+                tx.rm(be);
+                tx.rm(SimulatedToolstack.frontendPath(g.domid(), 51712));
+                return SimulatedToolstack.writeVbd(tx, 0, "vbd", g.domid(), 51712, b.toString(), "w", "disk");
+            });
+            try (SimulatedBlkfront f = new SimulatedBlkfront(xen, g, 51712, SimulatedBlkfront.Features.defaults())) {
+                f.connect();
+                assertArrayEquals(inB, f.read(0, 0, 8), "the new directory's image is served");
+                f.disconnect();
+            }
+            assertEquals(b.toString(), xs.readString(be + "/params").orElseThrow());
+            SimulatedToolstack.removeVbd(xs, be, g.domid(), 51712);
+        }
+    }
 }

@@ -117,6 +117,60 @@ class ControlPathTest {
         SimulatedToolstack.removeVbd(fx.xs, d.backendPath(), d.guest().domid(), d.devid());
     }
 
+    /**
+     * The toolstack removes both directories of a connected device: the backend sees its frontend vanish, drains and
+     * goes Closed, but must not write that state into the removed directory (an XS_WRITE would re-create it, and the
+     * service would take the stray node for a new device). Linux's xenbus_switch_state checks the same.
+     */
+    @Test
+    void aRemovedDirectoryIsNotCreatedAgainByTheBackend() throws Exception {
+        Path image = fx.createImage("raw", "d.raw", SIZE);
+        BlkbackFixture.Device d = fx.addDevice(image.toString(), "w", "disk", BlkbackConfig.defaults());
+        SimulatedBlkfront f = fx.frontend(d, Features.defaults());
+        f.connect();
+        f.write(0, 0, BlkbackFixture.pattern(0, 4096, 3));
+        SimulatedToolstack.removeVbd(fx.xs, d.backendPath(), d.guest().domid(), d.devid());
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        while (d.backend().state() != XenbusState.Closed && System.nanoTime() < deadline) {
+            Thread.sleep(2);
+        }
+        assertEquals(XenbusState.Closed, d.backend().state());
+        assertTrue(fx.xs.read(d.backendPath()).isEmpty(), "backend directory came back");
+        assertEquals(List.of(), fx.xs.directory("/local/domain/0/backend/vbd/" + d.guest().domid()));
+    }
+
+    /**
+     * Offline is final: after {@code online} = 0 closed the device, a frontend that starts over (Initialising) does not
+     * bring it back to InitWait; the toolstack removes the directory next.
+     */
+    @Test
+    void anOfflineDeviceStaysClosed() throws Exception {
+        Path image = fx.createImage("raw", "d.raw", SIZE);
+        BlkbackFixture.Device d = fx.addDevice(image.toString(), "w", "disk", BlkbackConfig.defaults());
+        SimulatedBlkfront f = fx.frontend(d, Features.defaults());
+        f.connect();
+        SimulatedToolstack.setOffline(fx.xs, d.backendPath());
+        f.awaitBackendState(WAIT, 6);
+        f.disconnect();
+        f.switchState(1);
+        Thread.sleep(200);
+        assertEquals(XenbusState.Closed, d.backend().state());
+        assertEquals("6", fx.xs.readString(d.backendPath() + "/state").orElseThrow());
+    }
+
+    /** A device whose configuration failed still goes Closed when taken offline, so a detach does not time out. */
+    @Test
+    void aFailedDeviceGoesClosedWhenTakenOffline() throws Exception {
+        BlkbackFixture.Device d = fx.addDevice("/nonexistent/disk.raw", "w", "disk", BlkbackConfig.defaults());
+        assertEquals(XenbusState.Closing, d.backend().state());
+        SimulatedToolstack.setOffline(fx.xs, d.backendPath());
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        while (d.backend().state() != XenbusState.Closed && System.nanoTime() < deadline) {
+            Thread.sleep(2);
+        }
+        assertEquals("6", fx.xs.readString(d.backendPath() + "/state").orElseThrow());
+    }
+
     @ParameterizedTest(name = "{0}={1}")
     @CsvSource({
         "params, vmdk:/nonexistent",

@@ -1,6 +1,7 @@
 package io.jtap.testkit.blkfront;
 
 import io.jtap.xen.XenStore;
+import io.jtap.xen.XenStoreAccess;
 import io.jtap.xen.XenStorePermission;
 
 import java.io.IOException;
@@ -38,34 +39,43 @@ public final class SimulatedToolstack {
      */
     public static String addVbd(XenStore xs, int backendDomid, String kind, int domid, int devid, String params,
                                 String mode, String deviceType) throws IOException {
+        xs.transaction(tx -> writeVbd(tx, backendDomid, kind, domid, devid, params, mode, deviceType));
+        return backendPath(backendDomid, kind, domid, devid);
+    }
+
+    /**
+     * The writes of {@link #addVbd}, for a caller that makes them in its own transaction (for example one that also
+     * removes the device's previous directories).
+     *
+     * @return the backend directory
+     */
+    public static String writeVbd(XenStoreAccess tx, int backendDomid, String kind, int domid, int devid,
+                                  String params, String mode, String deviceType) throws IOException {
         String be = backendPath(backendDomid, kind, domid, devid);
         String fe = frontendPath(domid, devid);
-        xs.transaction(tx -> {
-            tx.mkdir(be);
-            tx.setPermissions(be, List.of(XenStorePermission.parse("n" + backendDomid),
-                    XenStorePermission.parse("r" + domid)));
-            tx.write(be + "/frontend", fe);
-            tx.write(be + "/frontend-id", Integer.toString(domid));
-            tx.write(be + "/online", "1");
-            tx.write(be + "/removable", "0");
-            tx.write(be + "/bootable", "1");
-            tx.write(be + "/state", "1");
-            tx.write(be + "/dev", "xvd" + (char) ('a' + (devid >> 4) % 26));
-            tx.write(be + "/type", "phy");
-            tx.write(be + "/mode", mode);
-            tx.write(be + "/device-type", deviceType);
-            tx.write(be + "/params", params);
-            tx.write(be + "/discard-enable", "1");
-            tx.mkdir(fe);
-            tx.setPermissions(fe, List.of(XenStorePermission.parse("n" + domid),
-                    XenStorePermission.parse("r" + backendDomid)));
-            tx.write(fe + "/backend", be);
-            tx.write(fe + "/backend-id", Integer.toString(backendDomid));
-            tx.write(fe + "/state", "1");
-            tx.write(fe + "/virtual-device", Integer.toString(devid));
-            tx.write(fe + "/device-type", deviceType);
-            return null;
-        });
+        tx.mkdir(be);
+        tx.setPermissions(be, List.of(XenStorePermission.parse("n" + backendDomid),
+                XenStorePermission.parse("r" + domid)));
+        tx.write(be + "/frontend", fe);
+        tx.write(be + "/frontend-id", Integer.toString(domid));
+        tx.write(be + "/online", "1");
+        tx.write(be + "/removable", "0");
+        tx.write(be + "/bootable", "1");
+        tx.write(be + "/state", "1");
+        tx.write(be + "/dev", "xvd" + (char) ('a' + ((devid >> 4) & 0xf)));
+        tx.write(be + "/type", "phy");
+        tx.write(be + "/mode", mode);
+        tx.write(be + "/device-type", deviceType);
+        tx.write(be + "/params", params);
+        tx.write(be + "/discard-enable", "1");
+        tx.mkdir(fe);
+        tx.setPermissions(fe, List.of(XenStorePermission.parse("n" + domid),
+                XenStorePermission.parse("r" + backendDomid)));
+        tx.write(fe + "/backend", be);
+        tx.write(fe + "/backend-id", Integer.toString(backendDomid));
+        tx.write(fe + "/state", "1");
+        tx.write(fe + "/virtual-device", Integer.toString(devid));
+        tx.write(fe + "/device-type", deviceType);
         return be;
     }
 
