@@ -34,10 +34,15 @@ import java.util.Optional;
  * increments are durable before the L2 tables that reference them are written; new L2 tables are durable before the
  * L1 entries that point to them; refcount decrements are applied only after the dropped references are durable.
  *
- * <p>Writable images are restricted to what jtap maintains fully: no internal snapshots, no extended L2 entries,
- * clean (no dirty bit: lazy-refcount images left dirty need {@code qemu-img check -r all} first), not marked corrupt.
- * Those open read-only, or writable for {@link #check} and repair only ({@link OpenOptions#check()}). jtap itself
- * keeps refcounts exact, so it never sets the dirty bit.
+ * <p>Internal snapshots share clusters with the active state (refcount above 1, QCOW_OFLAG_COPIED clear in the active
+ * L1/L2 entries). COPIED decides: a data cluster is written in place only when its L2 entry has it, and an L2 table is
+ * modified only when its L1 entry has it; otherwise the write goes to a new cluster (the rest of the cluster, or the
+ * whole L2 table, copied first) and the shared cluster loses one reference once the new one is linked and durable.
+ *
+ * <p>Writable images are restricted to what jtap maintains fully: no extended L2 entries, clean (no dirty bit:
+ * lazy-refcount images left dirty need {@code qemu-img check -r all} first), not marked corrupt. Those open
+ * read-only, or writable for {@link #check} and repair only ({@link OpenOptions#check()}). jtap itself keeps
+ * refcounts exact, so it never sets the dirty bit.
  */
 public final class Qcow2Image implements Image, Checkable, CompressedWrites {
     private enum DiscardMode { ADVISORY, ZEROES, FULL }
@@ -133,6 +138,9 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         long size = header.size;
         if (options.snapshot().isPresent()) {
             String want = options.snapshot().get();
+            if (!readOnly) {
+                throw new IOException("a snapshot opens read-only only: snapshot=" + want + ", path=" + path);
+            }
             Qcow2Snapshot snap = snapshots.stream().filter(s -> s.id().equals(want)).findFirst()
                     .or(() -> snapshots.stream().filter(s -> s.name().equals(want)).findFirst())
                     .orElseThrow(() -> new IOException("no such snapshot: snapshot=" + want + ", path=" + path));
@@ -177,9 +185,6 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         }
         if ((h.incompatible & Qcow2Header.INCOMPAT_DIRTY) != 0) {
             return "dirty bit set: lazy refcounts may be stale (run qemu-img check -r all)";
-        }
-        if (h.nbSnapshots > 0) {
-            return "has internal snapshots (writing them is not supported yet), nb_snapshots=" + h.nbSnapshots;
         }
         if (h.extendedL2()) {
             return "extended L2 entries (subclusters) are supported for reading only";
@@ -607,11 +612,18 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
                 && (entry & L2Entry.COPIED) != 0;
     }
 
+    /**
+     * Under the lock: makes the L2 table of guest cluster {@code g} this image's to modify. A missing table is
+     * created; a table shared with a snapshot (L1 entry without COPIED: refcount above 1) is copied to a new cluster
+     * and the L1 entry switched to the copy, and the old table's reference is dropped once the L1 entry is durable
+     * (QEMU: {@code l2_allocate}). A shared table is never written in place.
+     */
     private void ensureL2(long g) throws IOException {
         if (map.hasL2(g)) {
             if (!map.l2Writable(g)) {
-                throw new CorruptImageException("L2 table shared but image has no snapshots: guestOffset="
-                        + (g << clusterBits) + ", l1Entry=0x" + Long.toHexString(map.l1Entry(g)));
+                long host = refcounts.allocate(1);
+                long old = map.copyL2(g, host);
+                refcounts.deferFree(old, 1);
             }
             return;
         }
@@ -981,7 +993,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
      *
      * <p>qcow2: see {@link Qcow2Check}. After a repair that leaves no corruption and no check error the dirty and
      * corrupt bits are cleared, the metadata caches are reloaded, and an image opened for check accepts writes
-     * unless it has features jtap only reads (snapshots, extended L2 entries). Fails while two-phase writes are
+     * unless it has features jtap only reads (extended L2 entries). Fails while two-phase writes are
      * pending.
      */
     @Override
