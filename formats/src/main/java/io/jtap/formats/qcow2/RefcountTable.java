@@ -97,7 +97,7 @@ final class RefcountTable {
         this.otherMetadata = value;
     }
 
-    private void checkNotMetadata(long cluster) throws IOException {
+    void checkNotMetadata(long cluster) throws IOException {
         long offset = cluster << clusterBits;
         long tableEnd = header.refcountTableOffset + ((long) header.refcountTableClusters << clusterBits);
         if (offset < clusterSize || blockOffsets.contains(offset)
@@ -105,6 +105,21 @@ final class RefcountTable {
             throw new CorruptImageException("refcount of in-use metadata is 0, refusing to allocate it: cluster="
                     + cluster + ", offset=" + offset);
         }
+    }
+
+    /** Entries in the refcount table (one per refcount block it can point to). */
+    int tableEntries() {
+        return table.length;
+    }
+
+    /** Host offset of refcount block {@code index}, 0 when there is none. */
+    long blockOffset(long index) {
+        return index < table.length ? table[(int) index] : 0;
+    }
+
+    /** Refcount entries per refcount block. */
+    long entriesPerBlock() {
+        return entriesPerBlock;
     }
 
     /** Clusters at or past this index are free and past the end of the file. */
