@@ -50,6 +50,7 @@ final class InternalSnapshots {
     private final int clusterBits;
     private final int clusterSize;
     private final SnapshotTable table;
+    private final RefcountTable current;
     private final ShadowRefcounts refs;
     private final long fileLength;
 
@@ -63,6 +64,7 @@ final class InternalSnapshots {
         this.clusterBits = header.clusterBits;
         this.clusterSize = header.clusterSize();
         this.table = table;
+        this.current = refcounts;
         this.refs = new ShadowRefcounts(file, header, refcounts);
         this.fileLength = file.size();
     }
@@ -128,6 +130,10 @@ final class InternalSnapshots {
         indexOf(target);
         long newSize = target.diskSize() >= 0 ? target.diskSize() : header.size;
         long needed = Qcow2Header.l1EntriesFor(newSize, clusterBits, false);
+        if (target.diskSize() < -1 || newSize % L2Entry.SECTOR != 0 || needed > Qcow2Header.MAX_L1_BYTES / 8) {
+            throw new CorruptImageException("bad snapshot disk size: id=" + target.id() + ", disk_size="
+                    + target.diskSize());
+        }
         int l1Size = (int) Math.max(Math.max(header.l1Size, target.l1Size()), needed);
         long[] snapshotL1 = readL1(target.l1TableOffset(), target.l1Size(), "snapshot " + target.id());
         long[] l1 = readL1(header.l1TableOffset, header.l1Size, "active");
@@ -240,6 +246,9 @@ final class InternalSnapshots {
                     refs.add(l2 >> clusterBits, 1, -1);
                     l2 = copy;
                 } else {
+                    if (current.isMetadata(l2)) {
+                        throw new CorruptImageException("a snapshot's L2 table is other metadata: l2_offset=" + l2);
+                    }
                     file.write(t.clear(), l2);
                 }
             }

@@ -98,13 +98,20 @@ final class RefcountTable {
     }
 
     void checkNotMetadata(long cluster) throws IOException {
-        long offset = cluster << clusterBits;
-        long tableEnd = header.refcountTableOffset + ((long) header.refcountTableClusters << clusterBits);
-        if (offset < clusterSize || blockOffsets.contains(offset)
-                || offset >= header.refcountTableOffset && offset < tableEnd || otherMetadata.test(offset)) {
+        if (isMetadata(cluster << clusterBits)) {
             throw new CorruptImageException("refcount of in-use metadata is 0, refusing to allocate it: cluster="
-                    + cluster + ", offset=" + offset);
+                    + cluster + ", offset=" + (cluster << clusterBits));
         }
+    }
+
+    /**
+     * Whether the host cluster at {@code offset} holds the header, the refcount table or a refcount block, or other
+     * metadata the image knows of ({@link #setOtherMetadata}).
+     */
+    boolean isMetadata(long offset) {
+        long tableEnd = header.refcountTableOffset + ((long) header.refcountTableClusters << clusterBits);
+        return offset < clusterSize || blockOffsets.contains(offset)
+                || offset >= header.refcountTableOffset && offset < tableEnd || otherMetadata.test(offset);
     }
 
     /** Entries in the refcount table (one per refcount block it can point to). */
