@@ -42,6 +42,7 @@ import java.util.Optional;
  * L1/L2 entries). COPIED decides: a data cluster is written in place only when its L2 entry has it, and an L2 table is
  * modified only when its L1 entry has it; otherwise the write goes to a new cluster (the rest of the cluster, or the
  * whole L2 table, copied first) and the shared cluster loses one reference once the new one is linked and durable.
+ * Snapshots are created, deleted and applied by {@link InternalSnapshots}, each in one atomic header write.
  *
  * <p>Writable images are restricted to what jtap maintains fully: no extended L2 entries, clean (no dirty bit:
  * lazy-refcount images left dirty need {@code qemu-img check -r all} first), not marked corrupt. Those open

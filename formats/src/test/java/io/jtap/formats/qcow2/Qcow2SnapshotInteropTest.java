@@ -221,6 +221,45 @@ class Qcow2SnapshotInteropTest {
         assertQemuClean(img, "after apply of the larger snapshot");
     }
 
+    /**
+     * lazy_refcounts=on images: jtap keeps refcounts exact and never sets the dirty bit, so snapshot operations and
+     * the writes between them leave the bit clear and qemu-img check clean. An image a lazy-refcounts writer left
+     * dirty is refused for writing (its refcounts may be stale), snapshots included.
+     */
+    @Test
+    void lazyRefcountImagesStayClean() throws Exception {
+        Path img = dir.resolve("lazy.qcow2");
+        run("qemu-img", "create", "-f", "qcow2", "-o", "lazy_refcounts=on,cluster_size=4096", img.toString(), "4M");
+        run("qemu-io", "-f", "qcow2", "-c", "write -P 0x11 0 1M", img.toString());
+        byte[] model = qemuRaw(img, null);
+        Map<String, byte[]> taken = new LinkedHashMap<>();
+        try (Qcow2Image image = (Qcow2Image) qcow2.open(img, OpenOptions.defaults())) {
+            image.createSnapshot("a");
+            taken.put("a", model.clone());
+            image.write(100_000, SelfDescribingData.buffer(100_000, 300_000, 2));
+            SelfDescribingData.fill(model, 100_000, 300_000, 100_000, 2);
+            image.createSnapshot("b");
+            taken.put("b", model.clone());
+            image.deleteSnapshot(image.findSnapshot("a").orElseThrow().id());
+            taken.remove("a");
+            image.write(3 * MIB, SelfDescribingData.buffer(3 * MIB, 5000, 3));
+            image.applySnapshot(image.findSnapshot("b").orElseThrow().id());
+            model = taken.get("b").clone();
+        }
+        Qcow2Header h = Qcow2Header.parse(ByteBuffer.wrap(Files.readAllBytes(img), 0, 4096));
+        assertEquals(0, h.incompatible & Qcow2Header.INCOMPAT_DIRTY, "dirty bit");
+        assertEquals(Qcow2Header.COMPAT_LAZY_REFCOUNTS, h.compatible & Qcow2Header.COMPAT_LAZY_REFCOUNTS);
+        assertSnapshots(img, taken, model, "lazy refcounts");
+
+        Path dirty = dir.resolve("dirty.qcow2");
+        run("qemu-img", "create", "-f", "qcow2", "-o", "lazy_refcounts=on,cluster_size=4096", dirty.toString(), "4M");
+        QemuTools.Result killed = QemuTools.runAllowingFailure("qemu-io", "-f", "qcow2", "-c", "write -P 0x55 0 200k",
+                "-c", "sigraise 9", dirty.toString());
+        assertTrue(killed.exit() != 0, killed.output());
+        IOException e = assertThrows(IOException.class, () -> qcow2.open(dirty, OpenOptions.defaults()));
+        assertTrue(e.getMessage().contains("dirty"), e.getMessage());
+    }
+
     /** Refusals that change nothing: a duplicate name, an unknown id, writes in flight, refcounts that overflow. */
     @Test
     void refusalsLeaveTheImageAsItWas() throws Exception {
