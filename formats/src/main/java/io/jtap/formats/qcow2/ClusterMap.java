@@ -30,9 +30,13 @@ final class ClusterMap {
     private final MetadataCache l2Cache;
     private long l1Offset;
     private long[] l1;
-    /** The L2 table offsets the L1 table held when loaded, sorted; plus those installed since. */
+    /**
+     * The L2 table offsets the L1 table held when loaded, sorted; plus those installed since, minus those the L1
+     * table no longer points to (replaced by a copy).
+     */
     private long[] loadedL2Tables;
     private final java.util.Set<Long> installedL2Tables = new java.util.HashSet<>();
+    private final java.util.Set<Long> retiredL2Tables = new java.util.HashSet<>();
     /** The file length last seen; an L2 table beyond it is refreshed once, then reported. */
     private long knownFileLength;
     private int dirtyL1From = Integer.MAX_VALUE;
@@ -60,7 +64,7 @@ final class ClusterMap {
     /** Whether the host cluster at {@code hostOffset} is an L2 table of this L1 (for the overlap check). */
     boolean isL2Table(long hostOffset) {
         return java.util.Arrays.binarySearch(loadedL2Tables, hostOffset) >= 0
-                || installedL2Tables.contains(hostOffset);
+                && !retiredL2Tables.contains(hostOffset) || installedL2Tables.contains(hostOffset);
     }
 
     MetadataCache l2Cache() {
@@ -140,9 +144,38 @@ final class ClusterMap {
         int i = (int) (guestCluster / l2Entries);
         l2Cache.create(hostOffset);
         installedL2Tables.add(hostOffset);
+        retiredL2Tables.remove(hostOffset);
         l1[i] = hostOffset | L2Entry.COPIED;
         dirtyL1From = Math.min(dirtyL1From, i);
         dirtyL1To = Math.max(dirtyL1To, i);
+    }
+
+    /**
+     * Copy-on-write of a shared L2 table (QEMU: {@code l2_allocate} with an old table): points the L1 entry of
+     * {@code guestCluster} at {@code hostOffset} (a new cluster, refcount 1, hence COPIED) holding a copy of the table
+     * it pointed to, and returns the old table's offset, whose reference the caller drops once the L1 entry is
+     * durable. The copy's entries keep their flags: the data they map is still shared with the old table's other
+     * users, so none is COPIED. The old table leaves the cache: it is shared, so nothing may modify it.
+     */
+    long copyL2(long guestCluster, long hostOffset) throws IOException {
+        int i = (int) (guestCluster / l2Entries);
+        long old = l1[i] & L1_OFFSET_MASK;
+        if (old == 0) {
+            throw new IllegalStateException("no L2 table to copy: guestCluster=" + guestCluster);
+        }
+        ByteBuffer contents = ByteBuffer.allocate(1 << clusterBits);
+        contents.put(l2Cache.get(old).data.duplicate().clear()).clear();
+        l2Cache.drop(old);
+        MetadataCache.Table copy = l2Cache.create(hostOffset);
+        copy.data.put(contents).clear();
+        installedL2Tables.add(hostOffset);
+        retiredL2Tables.remove(hostOffset);
+        installedL2Tables.remove(old);
+        retiredL2Tables.add(old);
+        l1[i] = hostOffset | L2Entry.COPIED;
+        dirtyL1From = Math.min(dirtyL1From, i);
+        dirtyL1To = Math.max(dirtyL1To, i);
+        return old;
     }
 
     boolean l1Dirty() {

@@ -197,7 +197,9 @@ final class Qcow2Check {
             List<Qcow2Snapshot> snapshots;
             long[] length = new long[1];
             try {
-                snapshots = Qcow2Snapshot.readTable(file, header, length);
+                SnapshotTable table = SnapshotTable.read(file, header);
+                snapshots = table.snapshots();
+                length[0] = table.lengthBytes();
             } catch (IOException e) {
                 say("ERROR cannot read the snapshot table: " + e.getMessage());
                 checkErrors++;

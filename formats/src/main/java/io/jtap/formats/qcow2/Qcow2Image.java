@@ -15,8 +15,12 @@ import io.jtap.formats.WriteMapping;
 import io.jtap.formats.internal.RangeCheck;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -34,10 +38,16 @@ import java.util.Optional;
  * increments are durable before the L2 tables that reference them are written; new L2 tables are durable before the
  * L1 entries that point to them; refcount decrements are applied only after the dropped references are durable.
  *
- * <p>Writable images are restricted to what jtap maintains fully: no internal snapshots, no extended L2 entries,
- * clean (no dirty bit: lazy-refcount images left dirty need {@code qemu-img check -r all} first), not marked corrupt.
- * Those open read-only, or writable for {@link #check} and repair only ({@link OpenOptions#check()}). jtap itself
- * keeps refcounts exact, so it never sets the dirty bit.
+ * <p>Internal snapshots share clusters with the active state (refcount above 1, QCOW_OFLAG_COPIED clear in the active
+ * L1/L2 entries). COPIED decides: a data cluster is written in place only when its L2 entry has it, and an L2 table is
+ * modified only when its L1 entry has it; otherwise the write goes to a new cluster (the rest of the cluster, or the
+ * whole L2 table, copied first) and the shared cluster loses one reference once the new one is linked and durable.
+ * Snapshots are created, deleted and applied by {@link InternalSnapshots}, each in one atomic header write.
+ *
+ * <p>Writable images are restricted to what jtap maintains fully: no extended L2 entries, clean (no dirty bit:
+ * lazy-refcount images left dirty need {@code qemu-img check -r all} first), not marked corrupt. Those open
+ * read-only, or writable for {@link #check} and repair only ({@link OpenOptions#check()}). jtap itself keeps
+ * refcounts exact, so it never sets the dirty bit.
  */
 public final class Qcow2Image implements Image, Checkable, CompressedWrites {
     private enum DiscardMode { ADVISORY, ZEROES, FULL }
@@ -63,16 +73,21 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
     private long compressedTail;
     private final Image backing;
     private final Optional<BackingReference> backingRef;
-    private final List<Qcow2Snapshot> snapshots;
+    /** Replaced by snapshot operations; written under {@link #lock}. */
+    private volatile List<Qcow2Snapshot> snapshots;
+    /** The snapshot table and the snapshots' L1 tables, as [offset, end) byte ranges, for the overlap check. */
+    private long[][] snapshotMetadata;
     private final Object lock = new Object();
     private final Map<Long, PendingCluster> pending = new HashMap<>();
+    /** Write mappings handed out and neither completed nor aborted: their in-place writes may be in flight. */
+    private int mappingsInFlight;
     private volatile long size;
     private volatile CorruptImageException corrupt;
     private boolean closed;
     private volatile boolean syncsDisabled;
 
     private Qcow2Image(Path path, HostFile file, Qcow2Header header, boolean readOnly, ClusterMap map,
-                       RefcountTable refcounts, Image backing, List<Qcow2Snapshot> snapshots, long size,
+                       RefcountTable refcounts, Image backing, SnapshotTable snapshots, long size,
                        long cacheBytes, String writeRefusal) {
         this.path = path;
         this.file = file;
@@ -84,7 +99,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         this.refcounts = refcounts;
         this.backing = backing;
         this.backingRef = header.backingFile.map(n -> new BackingReference(n, header.backingFormat));
-        this.snapshots = List.copyOf(snapshots);
+        installSnapshots(snapshots);
         this.size = size;
         this.cacheBytes = cacheBytes;
         this.writeRefusal = writeRefusal;
@@ -104,10 +119,33 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         }
     }
 
-    /** Whether a host cluster holds the active L1 table or one of its L2 tables (under the lock). */
+    private void installSnapshots(SnapshotTable table) {
+        List<long[]> ranges = new ArrayList<>();
+        if (header.nbSnapshots > 0) {
+            ranges.add(new long[] {header.snapshotsOffset, header.snapshotsOffset + table.lengthBytes()});
+        }
+        for (Qcow2Snapshot s : table.snapshots()) {
+            ranges.add(new long[] {s.l1TableOffset(), s.l1TableOffset() + s.l1Size() * 8L});
+        }
+        this.snapshotMetadata = ranges.toArray(long[][]::new);
+        this.snapshots = table.snapshots();
+    }
+
+    /**
+     * Whether a host cluster holds the active L1 table or one of its L2 tables, the snapshot table or a snapshot's L1
+     * table (under the lock).
+     */
     private boolean isMetadataCluster(long offset) {
         long l1End = map.l1Offset() + map.l1Size() * 8L;
-        return offset + clusterSize > map.l1Offset() && offset < l1End || map.isL2Table(offset);
+        if (offset + clusterSize > map.l1Offset() && offset < l1End || map.isL2Table(offset)) {
+            return true;
+        }
+        for (long[] r : snapshotMetadata) {
+            if (offset + clusterSize > r[0] && offset < r[1]) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** Opens the image in {@code file} (taking ownership of it) and its backing chain. */
@@ -119,7 +157,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         file.read(cluster0, 0);
         Qcow2Header header = Qcow2Header.parse(cluster0.clear());
         header.validateAgainstFile(file.size());
-        List<Qcow2Snapshot> snapshots = Qcow2Snapshot.readTable(file, header);
+        SnapshotTable snapshots = SnapshotTable.read(file, header);
         boolean readOnly = options.readOnly();
         String refusal = readOnly ? null : writeRefusal(header);
         if (!readOnly && !options.check()) {
@@ -133,8 +171,10 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         long size = header.size;
         if (options.snapshot().isPresent()) {
             String want = options.snapshot().get();
-            Qcow2Snapshot snap = snapshots.stream().filter(s -> s.id().equals(want)).findFirst()
-                    .or(() -> snapshots.stream().filter(s -> s.name().equals(want)).findFirst())
+            if (!readOnly) {
+                throw new IOException("a snapshot opens read-only only: snapshot=" + want + ", path=" + path);
+            }
+            Qcow2Snapshot snap = findSnapshot(snapshots.snapshots(), want)
                     .orElseThrow(() -> new IOException("no such snapshot: snapshot=" + want + ", path=" + path));
             l1Offset = snap.l1TableOffset();
             l1Size = snap.l1Size();
@@ -178,9 +218,6 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         if ((h.incompatible & Qcow2Header.INCOMPAT_DIRTY) != 0) {
             return "dirty bit set: lazy refcounts may be stale (run qemu-img check -r all)";
         }
-        if (h.nbSnapshots > 0) {
-            return "has internal snapshots (writing them is not supported yet), nb_snapshots=" + h.nbSnapshots;
-        }
         if (h.extendedL2()) {
             return "extended L2 entries (subclusters) are supported for reading only";
         }
@@ -214,6 +251,130 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
     /** The internal snapshots, as listed in the snapshot table. */
     public List<Qcow2Snapshot> snapshots() {
         return snapshots;
+    }
+
+    /**
+     * The snapshot whose id is {@code idOrName}, else the first whose name is (QEMU:
+     * {@code find_snapshot_by_id_or_name}, as {@code qemu-img snapshot -a} looks snapshots up).
+     */
+    public Optional<Qcow2Snapshot> findSnapshot(String idOrName) {
+        return findSnapshot(snapshots, idOrName);
+    }
+
+    private static Optional<Qcow2Snapshot> findSnapshot(List<Qcow2Snapshot> list, String idOrName) {
+        return list.stream().filter(s -> s.id().equals(idOrName)).findFirst()
+                .or(() -> list.stream().filter(s -> s.name().equals(idOrName)).findFirst());
+    }
+
+    /**
+     * Takes an internal snapshot of the disk as it is now (QEMU: {@code qcow2_snapshot_create}; no VM state): the
+     * next free numeric id, {@code name}, the current time and disk size. Flushes first; afterwards every cluster
+     * the active state maps is shared with the snapshot and copied on the next write to it. Atomic: see
+     * {@link InternalSnapshots}. Refuses a name another snapshot has (qemu-img allows duplicates; jtap does not
+     * create them, because {@code -a} and {@code -d} then pick one of them silently), a name or table too large for
+     * the format, and runs while writes are in flight ({@link #mapForWrite} mappings not completed or aborted).
+     *
+     * @return the new snapshot's entry
+     */
+    public Qcow2Snapshot createSnapshot(String name) throws IOException {
+        if (name.getBytes(StandardCharsets.UTF_8).length > SnapshotTable.MAX_STRING_BYTES) {
+            throw new IllegalArgumentException("snapshot name too long: bytes="
+                    + name.getBytes(StandardCharsets.UTF_8).length + ", max="
+                    + SnapshotTable.MAX_STRING_BYTES);
+        }
+        return snapshotOperation("create snapshot", (ops, table) -> {
+            for (Qcow2Snapshot s : table.snapshots()) {
+                if (s.name().equals(name)) {
+                    throw new FileAlreadyExistsException(path.toString(), null,
+                            "snapshot name exists: name=" + name + ", id=" + s.id());
+                }
+            }
+            return ops.create(name, Instant.now());
+        });
+    }
+
+    /**
+     * Deletes the snapshot with id {@code id} (QEMU: {@code qcow2_snapshot_delete}): its entry leaves the table, the
+     * clusters only it used are freed, and active clusters it no longer shares become writable in place again.
+     * Atomic; refuses while writes are in flight.
+     *
+     * @throws NoSuchFileException when no snapshot has that id
+     */
+    public void deleteSnapshot(String id) throws IOException {
+        snapshotOperation("delete snapshot", (ops, table) -> {
+            ops.delete(byId(table, id));
+            return null;
+        });
+    }
+
+    /**
+     * Reverts the disk to the snapshot with id {@code id} (QEMU: {@code qcow2_snapshot_goto}): the active state
+     * becomes the snapshot's contents and disk size, sharing its clusters; what the active state held alone is
+     * freed. The snapshot stays. Atomic; refuses while writes are in flight.
+     *
+     * @throws NoSuchFileException when no snapshot has that id
+     */
+    public void applySnapshot(String id) throws IOException {
+        snapshotOperation("apply snapshot", (ops, table) -> {
+            ops.apply(byId(table, id));
+            return null;
+        });
+    }
+
+    private Qcow2Snapshot byId(SnapshotTable table, String id) throws IOException {
+        return table.snapshots().stream().filter(s -> s.id().equals(id)).findFirst()
+                .orElseThrow(() -> new NoSuchFileException(path.toString(), null,
+                        "no snapshot with id " + id));
+    }
+
+    /** One snapshot operation, given the table as on disk. */
+    private interface SnapshotOperation<T> {
+        T run(InternalSnapshots ops, SnapshotTable table) throws IOException;
+    }
+
+    /**
+     * Runs a snapshot operation under the lock: refuses while writes are in flight, flushes (the operation reads the
+     * metadata from the file and must see the active state as it is), runs, and reloads every cache from the
+     * switched header. An operation that fails before its switch has changed nothing the image uses.
+     */
+    private <T> T snapshotOperation(String what, SnapshotOperation<T> op) throws IOException {
+        checkWritable();
+        synchronized (lock) {
+            checkWritable();
+            if (closed) {
+                throw new IOException("image is closed: path=" + path);
+            }
+            if (!pending.isEmpty() || mappingsInFlight > 0) {
+                throw new IOException("cannot " + what + " while writes are in flight: path=" + path
+                        + ", write_mappings=" + mappingsInFlight);
+            }
+            file.deferSyncs(syncsDisabled);
+            T result;
+            try {
+                flushLocked();
+                SnapshotTable table = SnapshotTable.read(file, header);
+                long switchedBefore = header.refcountTableOffset;
+                try {
+                    result = op.run(new InternalSnapshots(file, header, refcounts, table), table);
+                } finally {
+                    if (header.refcountTableOffset != switchedBefore) {
+                        reloadAfterSwitch();
+                    }
+                }
+            } catch (CorruptImageException e) {
+                throw markCorrupt(e);
+            }
+            return result;
+        }
+    }
+
+    /** Under the lock, after a snapshot operation switched the header: every cache from the new state. */
+    private void reloadAfterSwitch() throws IOException {
+        installCaches(new ClusterMap(file, header, header.l1TableOffset, header.l1Size, cacheBytes),
+                new RefcountTable(file, header, cacheBytes));
+        installSnapshots(SnapshotTable.read(file, header));
+        size = header.size;
+        compressedTail = 0;
     }
 
     /** The image's format version (2 or 3). */
@@ -518,6 +679,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
                     pos = to;
                 }
                 reserve(wanted, pieces);
+                mappingsInFlight++;
             } catch (CorruptImageException e) {
                 releaseJoins(pieces);
                 throw markCorrupt(e);
@@ -607,11 +769,18 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
                 && (entry & L2Entry.COPIED) != 0;
     }
 
+    /**
+     * Under the lock: makes the L2 table of guest cluster {@code g} this image's to modify. A missing table is
+     * created; a table shared with a snapshot (L1 entry without COPIED: refcount above 1) is copied to a new cluster
+     * and the L1 entry switched to the copy, and the old table's reference is dropped once the L1 entry is durable
+     * (QEMU: {@code l2_allocate}). A shared table is never written in place.
+     */
     private void ensureL2(long g) throws IOException {
         if (map.hasL2(g)) {
             if (!map.l2Writable(g)) {
-                throw new CorruptImageException("L2 table shared but image has no snapshots: guestOffset="
-                        + (g << clusterBits) + ", l1Entry=0x" + Long.toHexString(map.l1Entry(g)));
+                long host = refcounts.allocate(1);
+                long old = map.copyL2(g, host);
+                refcounts.deferFree(old, 1);
             }
             return;
         }
@@ -657,6 +826,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
 
     void completeParts(List<Qcow2WriteMapping.Part> parts) throws IOException {
         synchronized (lock) {
+            mappingsInFlight--;
             for (Qcow2WriteMapping.Part part : parts) {
                 PendingCluster p = part.cluster();
                 if (!p.linked) {
@@ -701,6 +871,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
     void abortParts(List<Qcow2WriteMapping.Part> parts) throws IOException {
         IOException failure = null;
         synchronized (lock) {
+            mappingsInFlight--;
             for (Qcow2WriteMapping.Part part : parts) {
                 PendingCluster p = part.cluster();
                 p.participants--;
@@ -981,7 +1152,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
      *
      * <p>qcow2: see {@link Qcow2Check}. After a repair that leaves no corruption and no check error the dirty and
      * corrupt bits are cleared, the metadata caches are reloaded, and an image opened for check accepts writes
-     * unless it has features jtap only reads (snapshots, extended L2 entries). Fails while two-phase writes are
+     * unless it has features jtap only reads (extended L2 entries). Fails while two-phase writes are
      * pending.
      */
     @Override

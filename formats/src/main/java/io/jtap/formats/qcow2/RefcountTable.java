@@ -97,14 +97,36 @@ final class RefcountTable {
         this.otherMetadata = value;
     }
 
-    private void checkNotMetadata(long cluster) throws IOException {
-        long offset = cluster << clusterBits;
-        long tableEnd = header.refcountTableOffset + ((long) header.refcountTableClusters << clusterBits);
-        if (offset < clusterSize || blockOffsets.contains(offset)
-                || offset >= header.refcountTableOffset && offset < tableEnd || otherMetadata.test(offset)) {
+    void checkNotMetadata(long cluster) throws IOException {
+        if (isMetadata(cluster << clusterBits)) {
             throw new CorruptImageException("refcount of in-use metadata is 0, refusing to allocate it: cluster="
-                    + cluster + ", offset=" + offset);
+                    + cluster + ", offset=" + (cluster << clusterBits));
         }
+    }
+
+    /**
+     * Whether the host cluster at {@code offset} holds the header, the refcount table or a refcount block, or other
+     * metadata the image knows of ({@link #setOtherMetadata}).
+     */
+    boolean isMetadata(long offset) {
+        long tableEnd = header.refcountTableOffset + ((long) header.refcountTableClusters << clusterBits);
+        return offset < clusterSize || blockOffsets.contains(offset)
+                || offset >= header.refcountTableOffset && offset < tableEnd || otherMetadata.test(offset);
+    }
+
+    /** Entries in the refcount table (one per refcount block it can point to). */
+    int tableEntries() {
+        return table.length;
+    }
+
+    /** Host offset of refcount block {@code index}, 0 when there is none. */
+    long blockOffset(long index) {
+        return index < table.length ? table[(int) index] : 0;
+    }
+
+    /** Refcount entries per refcount block. */
+    long entriesPerBlock() {
+        return entriesPerBlock;
     }
 
     /** Clusters at or past this index are free and past the end of the file. */

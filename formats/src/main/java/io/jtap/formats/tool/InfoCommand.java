@@ -4,7 +4,6 @@ import io.jtap.formats.BackingReference;
 import io.jtap.formats.Image;
 import io.jtap.formats.OpenOptions;
 import io.jtap.formats.qcow2.Qcow2Image;
-import io.jtap.formats.qcow2.Qcow2Snapshot;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Instant;
@@ -111,15 +110,7 @@ final class InfoCommand implements Callable<Integer> {
             b.format().ifPresent(f -> m.put("backing-filename-format", f));
         }
         if (image instanceof Qcow2Image qi && !qi.snapshots().isEmpty()) {
-            List<Map<String, Object>> snaps = new ArrayList<>();
-            for (Qcow2Snapshot s : qi.snapshots()) {
-                Map<String, Object> sm = new LinkedHashMap<>();
-                sm.put("id", s.id());
-                sm.put("name", s.name());
-                sm.put("date-sec", s.dateSeconds());
-                snaps.add(sm);
-            }
-            m.put("snapshots", snaps);
+            m.put("snapshots", SnapshotCommand.rows(qi.snapshots()));
         }
         m.put("dirty-flag", q != null && q.dirty());
         return m;

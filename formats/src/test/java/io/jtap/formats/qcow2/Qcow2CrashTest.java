@@ -56,12 +56,12 @@ class Qcow2CrashTest {
     Path dir;
 
     /** One recorded event: a write (data), a zeroing (length, keepSize), a sync, or a test marker. */
-    private record Event(Kind kind, long position, long length, byte[] data, boolean keepSize, int marker) {
+    record Event(Kind kind, long position, long length, byte[] data, boolean keepSize, int marker) {
         enum Kind { WRITE, ZERO, SYNC, OP_BEGIN, FLUSHED }
     }
 
     /** The recording observer; markers are added by the test between operations (single-threaded). */
-    private static final class Recorder implements HostFile.WriteObserver {
+    static final class Recorder implements HostFile.WriteObserver {
         final List<Event> events = new ArrayList<>();
 
         @Override
@@ -83,7 +83,7 @@ class Qcow2CrashTest {
     }
 
     /** The file's bytes as a crash would leave them. */
-    private static final class Disk {
+    static final class Disk {
         byte[] bytes;
         int length;
 

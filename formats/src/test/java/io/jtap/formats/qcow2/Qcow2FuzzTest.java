@@ -31,10 +31,10 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Bad input never crashes, hangs or exhausts memory: seeded mutations (bit flips, field-targeted values in the
  * header, L1, L2 and refcount tables, truncations) of valid images made by qemu-img and by jtap are opened, read,
- * mapped, checked, repaired and written. Every operation must succeed or throw an {@link IOException} (such as
- * {@link io.jtap.formats.CorruptImageException}); anything else, or a case running longer than
- * {@link #CASE_TIMEOUT_SECONDS}, fails the test and leaves the mutated image in {@code target/fuzz-failures}. Bugs it
- * found are pinned by the fixtures {@link Qcow2GoldenFixturesTest} replays.
+ * mapped, checked, repaired and written, and have snapshots created, deleted and applied. Every operation must
+ * succeed or throw an {@link IOException} (such as {@link io.jtap.formats.CorruptImageException}); anything else, or
+ * a case running longer than {@link #CASE_TIMEOUT_SECONDS}, fails the test and leaves the mutated image in
+ * {@code target/fuzz-failures}. Bugs it found are pinned by the fixtures {@link Qcow2GoldenFixturesTest} replays.
  */
 class Qcow2FuzzTest {
     private static final long SEED = Long.getLong("jtap.seed", System.nanoTime());
@@ -368,6 +368,25 @@ class Qcow2FuzzTest {
                 case 0, 1 -> image.write(off, SelfDescribingData.buffer(off, len, 77));
                 case 2 -> image.discard(off, len);
                 default -> image.writeZeroes(off, len);
+            }
+        }
+        if (image instanceof Qcow2Image q) {
+            // snapshot operations walk every L1/L2 table of the image and of a snapshot
+            List<Qcow2Snapshot> snapshots = q.snapshots();
+            switch (rnd.nextInt(4)) {
+                case 0 -> q.createSnapshot("fuzz-" + snapshots.size());
+                case 1 -> {
+                    if (!snapshots.isEmpty()) {
+                        q.deleteSnapshot(snapshots.get(rnd.nextInt(snapshots.size())).id());
+                    }
+                }
+                case 2 -> {
+                    if (!snapshots.isEmpty()) {
+                        q.applySnapshot(snapshots.get(rnd.nextInt(snapshots.size())).id());
+                    }
+                }
+                default -> {
+                }
             }
         }
         image.flush();

@@ -62,7 +62,8 @@ class JtapImgCliTest {
                 Arguments.of(new String[] {"frobnicate"}, "Unmatched argument"),
                 Arguments.of(new String[] {}, "a command is required"),
                 Arguments.of(new String[] {"measure", "-O", "qcow2"}, "Either --size N or one filename"),
-                Arguments.of(new String[] {"snapshot", "-c", "s1", "a"}, "not supported by jtap yet"));
+                Arguments.of(new String[] {"snapshot", "-l", "-c", "s1", "a"}, "are mutually exclusive"),
+                Arguments.of(new String[] {"snapshot", "-c", "s1", "missing.img"}, "No such file or directory"));
     }
 
     @ParameterizedTest(name = "{1}")
