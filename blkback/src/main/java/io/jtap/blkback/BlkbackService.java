@@ -25,7 +25,8 @@ import java.util.concurrent.TimeUnit;
  * when its directory goes away (Linux: the xenbus driver core's backend watch). One bad device never stops the
  * others.
  *
- * <p>Owns one xenstore connection, the bounded worker pool that runs image IO for all devices, and the devices.
+ * <p>Owns one xenstore connection, the bounded worker pool that runs image IO for all devices, the budget of pages
+ * their rings may keep mapped persistently ({@link BlkbackConfig#maxPersistentGrantsTotal()}), and the devices.
  * Rescans run on one service thread; watch events only enqueue a rescan.
  */
 public final class BlkbackService implements AutoCloseable {
@@ -37,6 +38,8 @@ public final class BlkbackService implements AutoCloseable {
     private final ImageFormats formats;
     private final XenStore xs;
     private final ThreadPoolExecutor workers;
+    /** Pages all devices' rings may keep mapped persistently together. */
+    private final PersistentGrantBudget persistentBudget;
     private final ExecutorService service;
     private final Map<String, BlkbackDevice> devices = new LinkedHashMap<>();
     private XenStore.Watch watch;
@@ -54,6 +57,7 @@ public final class BlkbackService implements AutoCloseable {
         this.root = "/local/domain/" + platform.domid() + "/backend/" + kind;
         this.config = config;
         this.formats = formats;
+        this.persistentBudget = new PersistentGrantBudget(config.maxPersistentGrantsTotal());
         this.xs = platform.openXenStore();
         this.workers = new ThreadPoolExecutor(workerThreads, workerThreads, 0, TimeUnit.SECONDS,
                 new LinkedBlockingQueue<>(), daemonThreads("jtap-blkback-io"));
@@ -121,7 +125,8 @@ public final class BlkbackService implements AutoCloseable {
             if (devices.containsKey(key)) {
                 continue;
             }
-            BlkbackDevice d = new BlkbackDevice(platform, xs, root + "/" + key, config, formats, workers);
+            BlkbackDevice d = new BlkbackDevice(platform, xs, root + "/" + key, config, formats, workers,
+                    persistentBudget);
             devices.put(key, d);
             try {
                 d.start();
