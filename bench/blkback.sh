@@ -3,7 +3,8 @@
 # against pread/pwrite on the same data, paired repetitions, ratios. Build first:
 #   mvn -q -ntp -pl blkback,bench -am install -DskipTests
 # Environment: SIZE_MIB (image size, 512), REPS (10), SECONDS_PER_REP (0.5), WARMUP (1), DIR (images; a
-# temporary directory), CASES (comma-separated substrings of case names, e.g. "4k,qcow2"), JAVA_OPTS.
+# temporary directory), CASES (comma-separated substrings of case names, e.g. "4k,qcow2"), MAX_PGRANTS (the
+# backend's persistent grants per ring; default BlkbackConfig's), JAVA_OPTS.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
@@ -15,4 +16,5 @@ exec java ${JAVA_OPTS:-} -Xmx1g \
     -Djtap.bench.sizeMiB="${SIZE_MIB:-512}" -Djtap.bench.reps="${REPS:-10}" \
     -Djtap.bench.seconds="${SECONDS_PER_REP:-0.5}" -Djtap.bench.warmup="${WARMUP:-1}" \
     ${DIR:+-Djtap.bench.dir="$DIR"} -Djtap.bench.cases="${CASES:-}" \
+    ${MAX_PGRANTS:+-Djtap.bench.maxPersistentGrants="$MAX_PGRANTS"} \
     -cp "$cp" io.jtap.bench.blk.BlkbackEndToEnd

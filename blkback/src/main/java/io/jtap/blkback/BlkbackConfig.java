@@ -6,8 +6,10 @@ import java.time.Duration;
  * Tunables of the block backend, per device (the daemon uses one for all). Immutable.
  *
  * @param grantMode             how data pages are reached; see {@link GrantMode}
- * @param maxPersistentGrants   persistent grants kept mapped per ring; Linux blkback's default is
- *                              {@code xen_blkif_max_pgrants} = 1056 (= 32 requests x 33 segments)
+ * @param maxPersistentGrants   pages kept mapped persistently per ring; see {@link #DEFAULT_MAX_PERSISTENT_GRANTS}
+ * @param maxPersistentGrantsTotal pages kept mapped persistently by all rings of all devices that share a budget
+ *                              (one {@link BlkbackService}: the daemon's); see
+ *                              {@link #DEFAULT_MAX_PERSISTENT_GRANTS_TOTAL}
  * @param persistentIdle        a persistent grant unused this long is unmapped (Linux: 60 s)
  * @param maxIndirectSegments   advertised {@code feature-max-indirect-segments}; at least 256, at most
  *                              8 pages x 512 = 4096
@@ -20,15 +22,35 @@ import java.time.Duration;
  *                              by the ring thread, see {@code io.jtap.aio.LinuxIoUring}), or {@value #IO_ENGINE_POOL}
  *                              (everything on the worker pool); the engine is never chosen silently
  */
-public record BlkbackConfig(GrantMode grantMode, int maxPersistentGrants, Duration persistentIdle,
-                            int maxIndirectSegments, int maxRingPageOrder, int maxQueues, boolean discard,
-                            int discardGranularity, int physicalSectorSize, String ioEngine) {
+public record BlkbackConfig(GrantMode grantMode, int maxPersistentGrants, int maxPersistentGrantsTotal,
+                            Duration persistentIdle, int maxIndirectSegments, int maxRingPageOrder, int maxQueues,
+                            boolean discard, int discardGranularity, int physicalSectorSize, String ioEngine) {
     /** Reads through io_uring, submitted and reaped by the ring thread. */
     public static final String IO_ENGINE_IO_URING = "io_uring";
     /** All IO on the bounded worker pool. */
     public static final String IO_ENGINE_POOL = "pool";
-    /** Linux {@code xen_blkif_max_pgrants}. */
-    public static final int DEFAULT_MAX_PERSISTENT_GRANTS = 1056;
+    /**
+     * Pages a ring keeps mapped persistently: 8448 = 256 requests x 33 pages, Linux blkfront's default request (its
+     * {@code max_indirect_segments} = 32 data pages, 128 KiB, plus 1 indirect page) 256 times over: fio
+     * {@code bs=1M iodepth=32} (8 requests per 1 MiB). blkfront takes its grants from a last-in first-out free list,
+     * so the grants it reuses are about those it has had in flight at once. Linux blkback's
+     * {@code xen_blkif_max_pgrants} = 1056 = 32 x 33 is all a single-page ring (32 slots) can have in flight; with
+     * the order-4 ring jtap offers (512 slots) blkfront can have 512 x 33 = 16896, and {@code bs=1M iodepth=8}
+     * alone keeps 64 x 33 = 2112 in flight, twice 1056. A persistent page costs jtap no memory of its own (the page is
+     * the guest's; about 100 bytes of bookkeeping) but a share of a VMA and a Xen maptrack entry, which
+     * {@link #DEFAULT_MAX_PERSISTENT_GRANTS_TOTAL} bounds across rings.
+     */
+    public static final int DEFAULT_MAX_PERSISTENT_GRANTS = 256 * 33;
+    /**
+     * Pages all rings of one service keep mapped persistently: 32768, half of Linux's default
+     * {@code vm.max_map_count} (65530), which bounds the VMAs of the whole process. A persistent mapping is one VMA
+     * for one request's new grants (33 pages for a 128 KiB request, 1 for 4 KiB), so the pages are an upper bound on
+     * the VMAs; the other half stays for the JVM (a few thousand), the rings, the mappings of requests whose grants
+     * are not persistent (one per request in flight) and netback. 32768 pages are four rings at the full
+     * {@link #DEFAULT_MAX_PERSISTENT_GRANTS}, or fifteen at {@code bs=1M iodepth=8}; beyond that, rings map new
+     * grants per request (one map call per request) until idle or purged grants give pages back.
+     */
+    public static final int DEFAULT_MAX_PERSISTENT_GRANTS_TOTAL = 32768;
     /** Linux {@code MAX_INDIRECT_SEGMENTS} default advertised by blkback. */
     public static final int DEFAULT_MAX_INDIRECT_SEGMENTS = 256;
 
@@ -40,9 +62,9 @@ public record BlkbackConfig(GrantMode grantMode, int maxPersistentGrants, Durati
         if (maxRingPageOrder < 0 || maxRingPageOrder > 4) {
             throw new IllegalArgumentException("maxRingPageOrder out of range: maxRingPageOrder=" + maxRingPageOrder);
         }
-        if (maxQueues < 1 || maxPersistentGrants < 0) {
+        if (maxQueues < 1 || maxPersistentGrants < 0 || maxPersistentGrantsTotal < 0) {
             throw new IllegalArgumentException("bad config: maxQueues=" + maxQueues + ", maxPersistentGrants="
-                    + maxPersistentGrants);
+                    + maxPersistentGrants + ", maxPersistentGrantsTotal=" + maxPersistentGrantsTotal);
         }
         if (Integer.bitCount(discardGranularity) != 1 || Integer.bitCount(physicalSectorSize) != 1
                 || physicalSectorSize < 512) {
@@ -53,47 +75,57 @@ public record BlkbackConfig(GrantMode grantMode, int maxPersistentGrants, Durati
 
     /** Persistent grants, 256 indirect segments, order-4 rings, 4 queues, discard at 4 KiB, io_uring reads. */
     public static BlkbackConfig defaults() {
-        return new BlkbackConfig(GrantMode.PERSISTENT, DEFAULT_MAX_PERSISTENT_GRANTS, Duration.ofSeconds(60),
-                DEFAULT_MAX_INDIRECT_SEGMENTS, 4, 4, true, 4096, 512, IO_ENGINE_IO_URING);
+        return new BlkbackConfig(GrantMode.PERSISTENT, DEFAULT_MAX_PERSISTENT_GRANTS,
+                DEFAULT_MAX_PERSISTENT_GRANTS_TOTAL, Duration.ofSeconds(60), DEFAULT_MAX_INDIRECT_SEGMENTS, 4, 4, true,
+                4096, 512, IO_ENGINE_IO_URING);
     }
 
     public BlkbackConfig withGrantMode(GrantMode value) {
-        return new BlkbackConfig(value, maxPersistentGrants, persistentIdle, maxIndirectSegments, maxRingPageOrder,
-                maxQueues, discard, discardGranularity, physicalSectorSize, ioEngine);
+        return new BlkbackConfig(value, maxPersistentGrants, maxPersistentGrantsTotal, persistentIdle,
+                maxIndirectSegments, maxRingPageOrder, maxQueues, discard, discardGranularity, physicalSectorSize,
+                ioEngine);
     }
 
     public BlkbackConfig withMaxPersistentGrants(int value) {
-        return new BlkbackConfig(grantMode, value, persistentIdle, maxIndirectSegments, maxRingPageOrder,
-                maxQueues, discard, discardGranularity, physicalSectorSize, ioEngine);
+        return new BlkbackConfig(grantMode, value, maxPersistentGrantsTotal, persistentIdle, maxIndirectSegments,
+                maxRingPageOrder, maxQueues, discard, discardGranularity, physicalSectorSize, ioEngine);
+    }
+
+    public BlkbackConfig withMaxPersistentGrantsTotal(int value) {
+        return new BlkbackConfig(grantMode, maxPersistentGrants, value, persistentIdle, maxIndirectSegments,
+                maxRingPageOrder, maxQueues, discard, discardGranularity, physicalSectorSize, ioEngine);
     }
 
     public BlkbackConfig withPersistentIdle(Duration value) {
-        return new BlkbackConfig(grantMode, maxPersistentGrants, value, maxIndirectSegments, maxRingPageOrder,
-                maxQueues, discard, discardGranularity, physicalSectorSize, ioEngine);
+        return new BlkbackConfig(grantMode, maxPersistentGrants, maxPersistentGrantsTotal, value, maxIndirectSegments,
+                maxRingPageOrder, maxQueues, discard, discardGranularity, physicalSectorSize, ioEngine);
     }
 
     public BlkbackConfig withMaxIndirectSegments(int value) {
-        return new BlkbackConfig(grantMode, maxPersistentGrants, persistentIdle, value, maxRingPageOrder,
-                maxQueues, discard, discardGranularity, physicalSectorSize, ioEngine);
+        return new BlkbackConfig(grantMode, maxPersistentGrants, maxPersistentGrantsTotal, persistentIdle, value,
+                maxRingPageOrder, maxQueues, discard, discardGranularity, physicalSectorSize, ioEngine);
     }
 
     public BlkbackConfig withMaxRingPageOrder(int value) {
-        return new BlkbackConfig(grantMode, maxPersistentGrants, persistentIdle, maxIndirectSegments, value,
-                maxQueues, discard, discardGranularity, physicalSectorSize, ioEngine);
+        return new BlkbackConfig(grantMode, maxPersistentGrants, maxPersistentGrantsTotal, persistentIdle,
+                maxIndirectSegments, value, maxQueues, discard, discardGranularity, physicalSectorSize, ioEngine);
     }
 
     public BlkbackConfig withMaxQueues(int value) {
-        return new BlkbackConfig(grantMode, maxPersistentGrants, persistentIdle, maxIndirectSegments,
-                maxRingPageOrder, value, discard, discardGranularity, physicalSectorSize, ioEngine);
+        return new BlkbackConfig(grantMode, maxPersistentGrants, maxPersistentGrantsTotal, persistentIdle,
+                maxIndirectSegments, maxRingPageOrder, value, discard, discardGranularity, physicalSectorSize,
+                ioEngine);
     }
 
     public BlkbackConfig withDiscard(boolean value) {
-        return new BlkbackConfig(grantMode, maxPersistentGrants, persistentIdle, maxIndirectSegments,
-                maxRingPageOrder, maxQueues, value, discardGranularity, physicalSectorSize, ioEngine);
+        return new BlkbackConfig(grantMode, maxPersistentGrants, maxPersistentGrantsTotal, persistentIdle,
+                maxIndirectSegments, maxRingPageOrder, maxQueues, value, discardGranularity, physicalSectorSize,
+                ioEngine);
     }
 
     public BlkbackConfig withIoEngine(String value) {
-        return new BlkbackConfig(grantMode, maxPersistentGrants, persistentIdle, maxIndirectSegments,
-                maxRingPageOrder, maxQueues, discard, discardGranularity, physicalSectorSize, value);
+        return new BlkbackConfig(grantMode, maxPersistentGrants, maxPersistentGrantsTotal, persistentIdle,
+                maxIndirectSegments, maxRingPageOrder, maxQueues, discard, discardGranularity, physicalSectorSize,
+                value);
     }
 }

@@ -59,6 +59,7 @@ public final class BlkbackDevice implements AutoCloseable {
     private final BlkbackConfig config;
     private final ImageFormats formats;
     private final Executor workers;
+    private final PersistentGrantBudget persistentBudget;
     private final ExecutorService control;
     /**
      * Reads of the frontend's state that failed in a row. A failed read (an xenstore error, not a missing node) says
@@ -83,12 +84,22 @@ public final class BlkbackDevice implements AutoCloseable {
     private boolean closed;
 
     /**
+     * A device with a persistent-grant budget of its own ({@link BlkbackConfig#maxPersistentGrantsTotal()} pages).
+     *
      * @param xs          the daemon's xenstore connection (borrowed)
      * @param backendPath absolute backend directory, e.g. {@code /local/domain/0/backend/vbd/5/51712}
      * @param workers     the bounded pool that runs image IO (borrowed)
      */
     public BlkbackDevice(XenPlatform platform, XenStore xs, String backendPath, BlkbackConfig config,
                          ImageFormats formats, Executor workers) {
+        this(platform, xs, backendPath, config, formats, workers,
+                new PersistentGrantBudget(config.maxPersistentGrantsTotal()));
+    }
+
+    /** @param persistentBudget the pages its rings may keep mapped persistently, shared with other devices */
+    BlkbackDevice(XenPlatform platform, XenStore xs, String backendPath, BlkbackConfig config, ImageFormats formats,
+                  Executor workers, PersistentGrantBudget persistentBudget) {
+        this.persistentBudget = persistentBudget;
         this.platform = platform;
         this.xs = xs;
         this.backendPath = backendPath;
@@ -135,7 +146,7 @@ public final class BlkbackDevice implements AutoCloseable {
         return runOnControlQuietly(queues::size);
     }
 
-    /** Persistent grants mapped across the queues now. */
+    /** Pages mapped persistently across the queues now. */
     public int persistentGrants() {
         return runOnControlQuietly(() -> queues.stream().mapToInt(BlkifQueue::persistentGrants).sum());
     }
@@ -386,7 +397,7 @@ public final class BlkbackDevice implements AutoCloseable {
             evtchn = platform.openEventChannels();
             port = evtchn.bindInterdomain(frontendId, fq.remotePort());
             return new BlkifQueue(queueOwner, name, frontendId, q, rings.abi(), rings.order(), ring, grants, evtchn,
-                    port, mode, config, config.maxIndirectSegments(), workers, log, engine);
+                    port, mode, config, persistentBudget, config.maxIndirectSegments(), workers, log, engine);
         } catch (IOException | RuntimeException e) {
             if (engine != null) {
                 engine.close();

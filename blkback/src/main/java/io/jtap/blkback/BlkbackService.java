@@ -32,7 +32,8 @@ import java.util.concurrent.TimeUnit;
  * and the next rescan closes the old device and starts a new one (Linux: {@code xenbus_dev_changed} on the event's
  * path). Children's events never restart a device.
  *
- * <p>Owns one xenstore connection, the bounded worker pool that runs image IO for all devices, and the devices.
+ * <p>Owns one xenstore connection, the bounded worker pool that runs image IO for all devices, the budget of pages
+ * their rings may keep mapped persistently ({@link BlkbackConfig#maxPersistentGrantsTotal()}), and the devices.
  * Rescans run on one service thread; watch events only enqueue a rescan.
  */
 public final class BlkbackService implements AutoCloseable {
@@ -44,6 +45,8 @@ public final class BlkbackService implements AutoCloseable {
     private final ImageFormats formats;
     private final XenStore xs;
     private final ThreadPoolExecutor workers;
+    /** Pages all devices' rings may keep mapped persistently together. */
+    private final PersistentGrantBudget persistentBudget;
     private final ExecutorService service;
     private final Map<String, BlkbackDevice> devices = new LinkedHashMap<>();
     /**
@@ -66,6 +69,7 @@ public final class BlkbackService implements AutoCloseable {
         this.root = "/local/domain/" + platform.domid() + "/backend/" + kind;
         this.config = config;
         this.formats = formats;
+        this.persistentBudget = new PersistentGrantBudget(config.maxPersistentGrantsTotal());
         this.xs = platform.openXenStore();
         this.workers = new ThreadPoolExecutor(workerThreads, workerThreads, 0, TimeUnit.SECONDS,
                 new LinkedBlockingQueue<>(), daemonThreads("jtap-blkback-io"));
@@ -168,7 +172,8 @@ public final class BlkbackService implements AutoCloseable {
             if (devices.containsKey(key)) {
                 continue;
             }
-            BlkbackDevice d = new BlkbackDevice(platform, xs, root + "/" + key, config, formats, workers);
+            BlkbackDevice d = new BlkbackDevice(platform, xs, root + "/" + key, config, formats, workers,
+                    persistentBudget);
             devices.put(key, d);
             try {
                 d.start();

@@ -17,6 +17,7 @@ import io.jtap.xen.GrantCopyBatch;
 import io.jtap.xen.GrantMapping;
 import io.jtap.xen.GrantStatus;
 import io.jtap.xen.GrantTable;
+import io.jtap.xen.GrantTableException;
 import io.jtap.xen.linux.LibC;
 import io.jtap.xen.linux.Syscalls;
 
@@ -74,8 +75,11 @@ final class BlkifQueue implements AutoCloseable {
 
     /** How long the ring thread sleeps in poll when idle before it looks at the clock again. */
     private static final int IDLE_POLL_MS = 100;
-    /** How often idle persistent grants are looked for (Linux purges on a 100 ms timer; this is cheaper). */
-    private static final long PURGE_INTERVAL_NS = 1_000_000_000L;
+    /**
+     * How often the persistent grants are purged (Linux: {@code xen_blkif_lru_interval}, 100 ms): it bounds how many
+     * pages a working set larger than the cache makes this ring unmap and remap per second.
+     */
+    private static final long PURGE_INTERVAL_NS = 100_000_000L;
 
     private final Owner owner;
     private final String name;
@@ -90,6 +94,10 @@ final class BlkifQueue implements AutoCloseable {
     private final GrantMode mode;
     private final PersistentGrantCache persistent;
     private final GrantCopyBatch copyBatch;
+    /** Persistent mode: copies the indirect pages that have no persistent grant (one ioctl, nothing mapped). */
+    private final GrantCopyBatch indirectBatch;
+    /** Persistent mode: the grants of the request being dispatched that have no persistent mapping. */
+    private final int[] newRefs;
     /** Copy mode's private buffers: 8 MiB kept per ring at most. */
     private final BouncePool bounces = new BouncePool(8L << 20);
     private final int maxIndirectSegments;
@@ -109,6 +117,7 @@ final class BlkifQueue implements AutoCloseable {
     private final ConcurrentLinkedQueue<BlkifRequest> completed = new ConcurrentLinkedQueue<>();
     private final ArrayDeque<BlkifRequest> waiting = new ArrayDeque<>();
     private final ByteBuffer slot;
+    /** The private copy of a request's indirect pages; direct, as a grant copy's destination must be. */
     private final ByteBuffer indirectCopy;
     private final int[] ports = new int[8];
     private final int[] pollFds;
@@ -135,12 +144,13 @@ final class BlkifQueue implements AutoCloseable {
      * Takes ownership of {@code ringMapping}, {@code grants} and {@code evtchn} (with {@code port} bound).
      *
      * @param mode   PERSISTENT only when both ends agreed on persistent grants
+     * @param persistentBudget pages the persistent grants of this and other rings may take (borrowed)
      * @param engine the queue's block IO engine (owned from now on), or null for the worker pool only
      */
     BlkifQueue(Owner owner, String name, int domid, int index, BlkifAbi abi, int ringPageOrder,
                GrantMapping ringMapping, GrantTable grants, EventChannels evtchn, int port, GrantMode mode,
-               BlkbackConfig config, int maxIndirectSegments, Executor workers, RateLimitedLog log,
-               BlockIoEngine engine) throws IOException {
+               BlkbackConfig config, PersistentGrantBudget persistentBudget, int maxIndirectSegments,
+               Executor workers, RateLimitedLog log, BlockIoEngine engine) throws IOException {
         this.engine = engine;
         this.owner = owner;
         this.name = name;
@@ -158,12 +168,16 @@ final class BlkifQueue implements AutoCloseable {
         this.ring = BackRing.attach(ringMapping.buffer(), ringPageOrder, abi.entryLength());
         this.persistent = mode == GrantMode.PERSISTENT
                 ? new PersistentGrantCache(grants, domid, config.maxPersistentGrants(),
-                        config.persistentIdle().toNanos())
+                        config.persistentIdle().toNanos(), persistentBudget)
                 : null;
         int maxSegments = Math.max(Blkif.BLKIF_MAX_SEGMENTS_PER_REQUEST, maxIndirectSegments);
         this.copyBatch = mode == GrantMode.COPY ? new GrantCopyBatch(maxSegments) : null;
+        this.indirectBatch = mode == GrantMode.PERSISTENT
+                ? new GrantCopyBatch(Blkif.BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST) : null;
+        this.newRefs = mode == GrantMode.PERSISTENT
+                ? new int[maxSegments + Blkif.BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST] : null;
         this.slot = ByteBuffer.allocate(abi.entryLength());
-        this.indirectCopy = ByteBuffer.allocate(maxSegments * BlkifSegmentDescriptor.LENGTH);
+        this.indirectCopy = ByteBuffer.allocateDirect(maxSegments * BlkifSegmentDescriptor.LENGTH);
         this.wakeup = new WakeupFd();
         this.pollFds = engine == null ? new int[] {evtchn.fd(), wakeup.fd()}
                 : new int[] {evtchn.fd(), wakeup.fd(), engine.completionFd()};
@@ -204,7 +218,7 @@ final class BlkifQueue implements AutoCloseable {
         return engineIos;
     }
 
-    /** Persistent grants currently mapped (0 unless in persistent mode). */
+    /** Pages mapped persistently now (0 unless in persistent mode). */
     int persistentGrants() {
         return persistentGrants;
     }
@@ -274,7 +288,11 @@ final class BlkifQueue implements AutoCloseable {
             long now = System.nanoTime();
             if (now - nextPurgeNs > 0) {
                 nextPurgeNs = now + PURGE_INTERVAL_NS;
-                persistent.purgeIdle(now);
+                try {
+                    persistent.purge(now);
+                } catch (IOException e) {
+                    log.warn("queue=" + index + ": unmapping persistent grants failed: " + e.getMessage());
+                }
                 persistentGrants = persistent.size();
             }
         }
@@ -346,8 +364,10 @@ final class BlkifQueue implements AutoCloseable {
     }
 
     private void readIndirectSegments(BlkifRequest r) {
-        if (persistent != null && readIndirectSegmentsPersistent(r)) {
-            r.decodeIndirectSegments(indirectCopy);
+        if (persistent != null) {
+            if (readIndirectSegmentsPersistent(r)) {
+                r.decodeIndirectSegments(indirectCopy);
+            }
             return;
         }
         int[] refs = Arrays.copyOf(r.indirectGrefs, r.nrIndirectPages);
@@ -363,45 +383,44 @@ final class BlkifQueue implements AutoCloseable {
     }
 
     /**
-     * Copies the indirect pages through persistent grants (Linux blkback maps indirect pages persistently too): no
-     * map and unmap per request once the frontend reuses its indirect pages, as blkfront does.
+     * Copies the indirect pages (once: the guest may change them while we look) through their persistent grants,
+     * and those without one with a grant copy: one ioctl for all of them, with no map, {@code munmap} or TLB
+     * shoot-down. Linux blkback maps them instead, in a map call of their own, since the data pages' grants are only
+     * known once the indirect pages are read; here a copied page becomes persistent later, in the request's one map
+     * call with its data pages ({@link #mapNewGrants}), when there is room. blkfront takes indirect and data pages
+     * from one pool of grants, so such a page may come back as either.
      *
-     * @return false, having copied nothing, when a page has no persistent grant (cache full, or the frontend granted
-     *         it read-only); the caller maps the pages for this request instead
+     * @return false, with the request failed, when a copy was refused
      */
     private boolean readIndirectSegmentsPersistent(BlkifRequest r) {
-        PersistentGrantCache.Entry[] pages = r.persistentSlots;
-        int n = r.nrIndirectPages;
-        int got = 0;
-        boolean ok = true;
         long now = System.nanoTime();
-        try {
-            for (; got < n; got++) {
-                pages[got] = persistent.acquire(r.indirectGrefs[got], now);
-                if (pages[got] == null) {
-                    ok = false;
-                    break;
-                }
-            }
-            if (ok) {
-                int left = r.nrSegments * BlkifSegmentDescriptor.LENGTH;
-                for (int i = 0; i < n; i++) {
-                    // Copy once: the guest may change its indirect pages while we look.
-                    int len = Math.min(left, GrantTable.PAGE_SIZE);
-                    indirectCopy.put(i * GrantTable.PAGE_SIZE, pages[i].page, 0, len);
-                    left -= len;
-                }
-            }
-        } catch (IOException | RuntimeException e) {
-            ok = false;
-        } finally {
-            for (int i = 0; i < got; i++) {
-                persistent.release(pages[i]);
-                pages[i] = null;
+        int left = r.nrSegments * BlkifSegmentDescriptor.LENGTH;
+        indirectBatch.clear();
+        for (int i = 0; i < r.nrIndirectPages; i++) {
+            int len = Math.min(left, GrantTable.PAGE_SIZE);
+            left -= len;
+            PersistentGrantCache.Entry e = persistent.acquire(r.indirectGrefs[i], now);
+            if (e != null) {
+                indirectCopy.put(i * GrantTable.PAGE_SIZE, e.page, 0, len);
+                persistent.release(e);
+            } else {
+                indirectBatch.copyFromForeign(domid, r.indirectGrefs[i], 0, indirectCopy, i * GrantTable.PAGE_SIZE,
+                        len);
             }
         }
-        persistentGrants = persistent.size();
-        return ok;
+        if (indirectBatch.size() == 0) {
+            return true;
+        }
+        try {
+            grants.copy(indirectBatch);
+            checkCopy(indirectBatch);
+        } catch (IOException | RuntimeException e) {
+            r.fail(Blkif.BLKIF_RSP_ERROR, "cannot copy indirect pages: grefs="
+                    + Arrays.toString(Arrays.copyOf(r.indirectGrefs, r.nrIndirectPages)) + ", error="
+                    + e.getMessage());
+            return false;
+        }
+        return true;
     }
 
     private void validate(BlkifRequest r) {
@@ -561,41 +580,25 @@ final class BlkifQueue implements AutoCloseable {
                         at += len;
                     }
                     grants.copy(copyBatch);
-                    checkCopy(r);
+                    checkCopy(copyBatch);
                 }
             }
             case PERSISTENT -> {
                 r.persistent = r.persistentSlots;
                 long now = System.nanoTime();
-                int overflow = 0;
+                int missing = 0;
                 for (int i = 0; i < n; i++) {
                     r.persistent[i] = persistent.acquire(r.grefs[i], now);
                     if (r.persistent[i] == null) {
-                        overflow++;
+                        newRefs[missing++] = r.grefs[i];
                     }
                 }
+                ByteBuffer batch = missing == 0 && !r.indirect ? null : mapNewGrants(r, missing, toGuest, now);
                 persistentGrants = persistent.size();
-                if (overflow == 0) {
-                    // The common case, allocation-free but for the slices of partial pages.
-                    for (int i = 0; i < n; i++) {
-                        r.pieces[i] = segmentSlice(r.persistent[i].page, 0, r, i);
-                    }
-                    return;
-                }
-                int[] refs = new int[overflow];
-                int[] where = new int[n];
+                // Pages without a persistent grant are the batch's, in segment order.
                 for (int i = 0, k = 0; i < n; i++) {
-                    if (r.persistent[i] == null) {
-                        where[i] = k;
-                        refs[k++] = r.grefs[i];
-                    }
-                }
-                r.batchMapping = grants.map(domid, refs, toGuest);
-                ByteBuffer batch = r.batchMapping.buffer();
-                for (int i = 0; i < n; i++) {
-                    ByteBuffer page = r.persistent[i] != null ? r.persistent[i].page : batch;
-                    int base = r.persistent[i] != null ? 0 : where[i] * GrantTable.PAGE_SIZE;
-                    r.pieces[i] = segmentSlice(page, base, r, i);
+                    r.pieces[i] = r.persistent[i] != null ? segmentSlice(r.persistent[i].page, 0, r, i)
+                            : segmentSlice(batch, k++ * GrantTable.PAGE_SIZE, r, i);
                 }
             }
             case MAP -> {
@@ -609,6 +612,49 @@ final class BlkifQueue implements AutoCloseable {
         }
     }
 
+    /**
+     * Maps a request's grants that have no persistent mapping ({@code newRefs[0, missing)}, in segment order) in one
+     * {@link GrantTable#map} call (Linux: {@code xen_blkbk_map}). While the cache has room they become persistent
+     * together with the request's indirect pages that are not yet (see {@link #readIndirectSegmentsPersistent}), and
+     * the segments get their entries; otherwise they are mapped for this request only, writable only for a read,
+     * and the purge of the next pass makes room. Nothing is unmapped here.
+     *
+     * @return the per-request mapping's buffer (page k = {@code newRefs[k]}), or null when all became persistent (or
+     *         there were only indirect pages to add)
+     */
+    private ByteBuffer mapNewGrants(BlkifRequest r, int missing, boolean toGuest, long now) throws IOException {
+        int count = missing;
+        for (int i = 0; r.indirect && i < r.nrIndirectPages; i++) {
+            if (!persistent.contains(r.indirectGrefs[i])) {
+                newRefs[count++] = r.indirectGrefs[i];
+            }
+        }
+        if (count == 0) {
+            return null;
+        }
+        boolean kept;
+        try {
+            kept = persistent.mapNew(Arrays.copyOf(newRefs, count), now);
+        } catch (GrantTableException e) {
+            // A page the frontend granted read-only (a persistent mapping is writable): this request's own mapping
+            // may still work.
+            kept = false;
+        }
+        if (kept) {
+            for (int i = 0; i < r.nrSegments; i++) {
+                if (r.persistent[i] == null) {
+                    r.persistent[i] = persistent.acquire(r.grefs[i], now);
+                }
+            }
+            return null;
+        }
+        if (missing == 0) {
+            return null;
+        }
+        r.batchMapping = grants.map(domid, Arrays.copyOf(newRefs, missing), toGuest);
+        return r.batchMapping.buffer();
+    }
+
     private static ByteBuffer segmentSlice(ByteBuffer pages, int pageBase, BlkifRequest r, int i) {
         int first = r.firstSect[i] << Blkif.SECTOR_SHIFT;
         int len = (r.lastSect[i] - r.firstSect[i] + 1) << Blkif.SECTOR_SHIFT;
@@ -619,11 +665,11 @@ final class BlkifQueue implements AutoCloseable {
         return pages.slice(pageBase + first, len);
     }
 
-    private void checkCopy(BlkifRequest r) throws IOException {
-        int bad = copyBatch.firstFailure();
+    private static void checkCopy(GrantCopyBatch batch) throws IOException {
+        int bad = batch.firstFailure();
         if (bad >= 0) {
-            throw new IOException("grant copy failed: gref=" + Integer.toUnsignedString(copyBatch.ref(bad))
-                    + ", status=" + GrantStatus.name(copyBatch.status(bad)));
+            throw new IOException("grant copy failed: gref=" + Integer.toUnsignedString(batch.ref(bad))
+                    + ", status=" + GrantStatus.name(batch.status(bad)));
         }
     }
 
@@ -927,7 +973,7 @@ final class BlkifQueue implements AutoCloseable {
                 at += len;
             }
             grants.copy(copyBatch);
-            checkCopy(r);
+            checkCopy(copyBatch);
         } catch (IOException | RuntimeException e) {
             r.fail(Blkif.BLKIF_RSP_ERROR, "cannot copy to the guest's pages: " + e.getMessage());
             log.warn("queue=" + index + ": " + r.error + ": " + r);
@@ -1008,6 +1054,9 @@ final class BlkifQueue implements AutoCloseable {
             }
             if (copyBatch != null) {
                 copyBatch.close();
+            }
+            if (indirectBatch != null) {
+                indirectBatch.close();
             }
             e.unbind(port);
         } catch (IOException ex) {

@@ -5,37 +5,72 @@ import io.jtap.xen.GrantTable;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Arrays;
 
 /**
- * A ring's persistent grants: single-page writable mappings of the frontend's data pages, kept after the request
- * that brought them and reused when the frontend names the same grant again (Linux blkback:
- * {@code persistent_gnts}, {@code get_persistent_gnt}, {@code purge_persistent_gnt}).
+ * A ring's persistent grants: writable mappings of the frontend's pages, kept after the request that brought them
+ * and reused when the frontend names the same grant again (Linux blkback: {@code persistent_gnts},
+ * {@code get_persistent_gnt}, {@code add_persistent_gnt}, {@code purge_persistent_gnt}).
  *
- * <p>Bounded by {@code capacity}: when full, the least recently used entry that no request in flight holds is
- * unmapped to make room; if every entry is in use the caller maps the page for the one request instead. Entries
- * idle for longer than the idle time are unmapped by {@link #purgeIdle}. Confined to the ring thread; owns its
- * mappings, which {@link #close()} unmaps (no request may be in flight then).
+ * <p>Why chunks: one {@link GrantTable#map} is an ioctl, an {@code mmap} (the hypercall), and later a
+ * {@code munmap} (hypercall and TLB shoot-down) and another ioctl, whatever the number of pages, so a request's new
+ * grants are mapped together in one call. gntdev releases a mapping only whole ({@code IOCTL_GNTDEV_UNMAP_GRANT_REF}
+ * names its index and page count; in a PV dom0 a mapping has exactly one VMA), so the grants mapped together stay
+ * together: a {@link Chunk} is one mapping, each of its grants is an {@link Entry} looked up by grant ref, and the
+ * chunk is used, aged and unmapped as one. A chunk is one VMA whatever its size.
  *
- * <p>The lookup is on the data path once per segment, so it allocates nothing: an open-addressing table keyed by the
- * primitive grant ref (linear probing, backward-shift deletion) and an intrusive least-recently-used list through
- * the entries (head = eldest).
+ * <p>Nothing is unmapped on the request path (Linux {@code xen_blkbk_map}): {@link #acquire} only looks up, and
+ * {@link #mapNew} adds a chunk only while this ring's {@code capacity} and the shared {@link PersistentGrantBudget}
+ * have room for its pages; otherwise it maps nothing, notes the pressure, and the caller maps the request's pages
+ * for that request alone. {@link #purge}, called from the ring loop, then unmaps the least recently used chunks no
+ * request holds, a bounded number of pages per pass, and every chunk idle for longer than the idle time.
+ *
+ * <p>Confined to the ring thread (the budget is shared and thread-safe). Owns its mappings, which {@link #close()}
+ * unmaps (no request may be in flight then). The lookup is on the data path once per segment, so it allocates
+ * nothing: an open-addressing table keyed by the primitive grant ref (linear probing, backward-shift deletion) and
+ * an intrusive least-recently-used list through the chunks (head = eldest).
  */
 final class PersistentGrantCache implements AutoCloseable {
-    /** One mapped grant. */
+    /**
+     * Pages a purge pass under pressure unmaps, in percent of the capacity (Linux blkback's
+     * {@code LRU_PERCENT_CLEAN}): enough room for new grants, without dropping much of a working set per pass.
+     */
+    static final int PURGE_PERCENT = 5;
+
+    /** One mapped grant: a page of its chunk. */
     static final class Entry {
         final int gref;
-        final GrantMapping mapping;
-        /** The mapped page, 4096 bytes, position 0; fetched once (a mapping's accessor may synchronize). */
+        /** The mapped page, 4096 bytes, position 0, native order. */
         final ByteBuffer page;
+        final Chunk chunk;
+
+        Entry(int gref, ByteBuffer page, Chunk chunk) {
+            this.gref = gref;
+            this.page = page;
+            this.chunk = chunk;
+        }
+    }
+
+    /** One mapping of the grants one request brought: the unit of use, aging and unmapping. */
+    static final class Chunk {
+        final GrantMapping mapping;
+        /** The entries in the table; fewer than the mapping's pages when a request named a grant twice. */
+        final Entry[] entries;
+        int entryCount;
+        /** Segments of requests in flight that use one of its pages. */
         int users;
         long lastUsedNs;
-        private Entry older;
-        private Entry newer;
+        private Chunk older;
+        private Chunk newer;
 
-        Entry(int gref, GrantMapping mapping) {
-            this.gref = gref;
+        Chunk(GrantMapping mapping, int pages) {
             this.mapping = mapping;
-            this.page = mapping.buffer();
+            this.entries = new Entry[pages];
+        }
+
+        int pages() {
+            return entries.length;
         }
     }
 
@@ -43,19 +78,32 @@ final class PersistentGrantCache implements AutoCloseable {
     private final int domid;
     private final int capacity;
     private final long idleNs;
+    private final PersistentGrantBudget budget;
+    private final int purgeBatch;
     /** Open addressing, a power of two at least twice the capacity, so probes stay short. */
     private final Entry[] table;
     private final int mask;
-    private final int[] oneRef = new int[1];
-    private Entry eldest;
-    private Entry newest;
+    private Chunk eldest;
+    private Chunk newest;
+    /** Pages mapped, in all chunks (what the capacity and the budget bound). */
     private int size;
+    private int entries;
+    private int chunks;
+    /** A request's new grants found no room since the last purge pass. */
+    private boolean pressure;
 
-    PersistentGrantCache(GrantTable grants, int domid, int capacity, long idleNs) {
+    /**
+     * @param capacity pages this ring may keep mapped
+     * @param idleNs   a chunk unused this long is unmapped by {@link #purge}
+     * @param budget   pages all rings may keep mapped together (shared, borrowed)
+     */
+    PersistentGrantCache(GrantTable grants, int domid, int capacity, long idleNs, PersistentGrantBudget budget) {
         this.grants = grants;
         this.domid = domid;
         this.capacity = capacity;
         this.idleNs = idleNs;
+        this.budget = budget;
+        this.purgeBatch = Math.max(1, (int) ((long) capacity * PURGE_PERCENT / 100));
         int n = Integer.highestOneBit(Math.max(2 * capacity, 8) - 1) << 1;
         this.table = new Entry[n];
         this.mask = n - 1;
@@ -81,11 +129,10 @@ final class PersistentGrantCache implements AutoCloseable {
             i = (i + 1) & mask;
         }
         table[i] = e;
-        size++;
-        linkNewest(e);
+        entries++;
     }
 
-    /** Removes {@code e} from the table (backward-shift deletion keeps every probe chain unbroken) and the list. */
+    /** Removes {@code e} from the table; backward-shift deletion keeps every probe chain unbroken. */
     private void remove(Entry e) {
         int i = hash(e.gref) & mask;
         while (table[i] != e) {
@@ -101,114 +148,193 @@ final class PersistentGrantCache implements AutoCloseable {
                 i = j;
             }
         }
-        size--;
-        unlink(e);
+        entries--;
     }
 
-    private void linkNewest(Entry e) {
-        e.older = newest;
-        e.newer = null;
+    private void linkNewest(Chunk c) {
+        c.older = newest;
+        c.newer = null;
         if (newest != null) {
-            newest.newer = e;
+            newest.newer = c;
         } else {
-            eldest = e;
+            eldest = c;
         }
-        newest = e;
+        newest = c;
     }
 
-    private void unlink(Entry e) {
-        if (e.older != null) {
-            e.older.newer = e.newer;
+    private void unlink(Chunk c) {
+        if (c.older != null) {
+            c.older.newer = c.newer;
         } else {
-            eldest = e.newer;
+            eldest = c.newer;
         }
-        if (e.newer != null) {
-            e.newer.older = e.older;
+        if (c.newer != null) {
+            c.newer.older = c.older;
         } else {
-            newest = e.older;
+            newest = c.older;
         }
-        e.older = null;
-        e.newer = null;
+        c.older = null;
+        c.newer = null;
     }
 
     /**
-     * The entry for {@code gref}, mapping it writable if it is new and there is room; its user count is raised and it
-     * becomes the most recently used.
+     * The entry for {@code gref} if it is mapped; its chunk's user count is raised and the chunk becomes the most
+     * recently used. Maps and unmaps nothing.
      *
-     * @return the entry, or null when the cache is full of entries in use (map per request instead)
-     * @throws IOException when the grant cannot be mapped writable
+     * @return the entry, or null when {@code gref} has no persistent mapping
      */
-    Entry acquire(int gref, long nowNs) throws IOException {
+    Entry acquire(int gref, long nowNs) {
         Entry e = get(gref);
         if (e == null) {
-            if (size >= capacity && !evictOne()) {
-                return null;
-            }
-            oneRef[0] = gref;
-            e = new Entry(gref, grants.map(domid, oneRef, true));
-            put(e);
-        } else if (e != newest) {
-            unlink(e);
-            linkNewest(e);
+            return null;
         }
-        e.users++;
-        e.lastUsedNs = nowNs;
+        Chunk c = e.chunk;
+        if (c != newest) {
+            unlink(c);
+            linkNewest(c);
+        }
+        c.users++;
+        c.lastUsedNs = nowNs;
         return e;
     }
 
     void release(Entry e) {
-        e.users--;
+        e.chunk.users--;
     }
 
-    private boolean evictOne() throws IOException {
-        for (Entry e = eldest; e != null; e = e.newer) {
-            if (e.users == 0) {
-                remove(e);
-                e.mapping.close();
-                return true;
+    /** Whether {@code gref} has a persistent mapping (no use is recorded). */
+    boolean contains(int gref) {
+        return get(gref) != null;
+    }
+
+    /**
+     * Maps {@code refs} writable in one {@link GrantTable#map} call and keeps them as one chunk, if this ring's
+     * capacity and the budget have room for {@code refs.length} pages; the caller then {@link #acquire}s them. A
+     * ref named twice is mapped twice and looked up once. Unmaps nothing.
+     *
+     * @param refs grants without a persistent mapping (see {@link #contains}), at least one
+     * @return false, having mapped nothing, when there is no room; the next {@link #purge} makes some
+     * @throws IOException when the map fails (nothing is kept then)
+     */
+    boolean mapNew(int[] refs, long nowNs) throws IOException {
+        int n = refs.length;
+        if (size + n > capacity || !budget.tryAcquire(n)) {
+            // A request larger than the whole cache never fits: no reason to purge for it.
+            pressure |= n <= capacity;
+            return false;
+        }
+        GrantMapping mapping;
+        try {
+            mapping = grants.map(domid, refs, true);
+        } catch (IOException | RuntimeException e) {
+            budget.release(n);
+            throw e;
+        }
+        ByteBuffer pages = mapping.buffer();
+        Chunk c = new Chunk(mapping, n);
+        for (int i = 0; i < n; i++) {
+            if (get(refs[i]) == null) {
+                Entry e = new Entry(refs[i], pages.slice(i * GrantTable.PAGE_SIZE, GrantTable.PAGE_SIZE)
+                        .order(ByteOrder.nativeOrder()), c);
+                put(e);
+                c.entries[c.entryCount++] = e;
             }
         }
-        return false;
+        c.lastUsedNs = nowNs;
+        linkNewest(c);
+        size += n;
+        chunks++;
+        return true;
     }
 
-    /** Unmaps entries unused for longer than the idle time; returns how many. */
-    int purgeIdle(long nowNs) throws IOException {
-        int n = 0;
-        Entry e = eldest;
-        while (e != null) {
-            Entry next = e.newer;
-            if (e.users == 0 && nowNs - e.lastUsedNs > idleNs) {
-                remove(e);
-                e.mapping.close();
-                n++;
+    /**
+     * One purge pass, from the ring loop (Linux: {@code purge_persistent_gnt}): unmaps every chunk no request holds
+     * that has been idle for longer than the idle time and, when new grants found no room since the last pass, the
+     * least recently used chunks no request holds until {@value #PURGE_PERCENT} % of the capacity is free again
+     * (at least one chunk's pages, at most that plus one chunk's).
+     *
+     * @return the pages unmapped
+     * @throws IOException when an unmap failed (the rest are still unmapped; the pages are forgotten either way)
+     */
+    int purge(long nowNs) throws IOException {
+        IOException failure = null;
+        int freed = 0;
+        // The list is in order of last use: the idle chunks are all at its head.
+        Chunk c = eldest;
+        while (c != null && nowNs - c.lastUsedNs > idleNs) {
+            Chunk next = c.newer;
+            if (c.users == 0) {
+                freed += c.pages();
+                failure = unmap(c, failure);
             }
-            e = next;
+            c = next;
         }
-        return n;
+        if (pressure) {
+            pressure = false;
+            int lru = 0;
+            for (c = eldest; c != null && lru < purgeBatch; ) {
+                Chunk next = c.newer;
+                if (c.users == 0) {
+                    lru += c.pages();
+                    failure = unmap(c, failure);
+                }
+                c = next;
+            }
+            freed += lru;
+        }
+        if (failure != null) {
+            throw failure;
+        }
+        return freed;
     }
 
+    private IOException unmap(Chunk c, IOException failure) {
+        for (int i = 0; i < c.entryCount; i++) {
+            remove(c.entries[i]);
+        }
+        unlink(c);
+        size -= c.pages();
+        chunks--;
+        budget.release(c.pages());
+        try {
+            c.mapping.close();
+        } catch (IOException e) {
+            if (failure == null) {
+                return e;
+            }
+            failure.addSuppressed(e);
+        }
+        return failure;
+    }
+
+    /** Pages mapped now (at most the capacity). */
     int size() {
         return size;
     }
 
+    /** Grants that can be looked up now (pages mapped, less the repeats of a grant within a chunk). */
+    int entries() {
+        return entries;
+    }
+
+    /** Mappings (chunks) held now: each one {@link GrantTable#map} call and one VMA. */
+    int chunks() {
+        return chunks;
+    }
+
+    int capacity() {
+        return capacity;
+    }
+
     @Override
     public void close() throws IOException {
-        IOException first = null;
-        for (Entry e = eldest; e != null; e = e.newer) {
-            try {
-                e.mapping.close();
-            } catch (IOException ex) {
-                if (first == null) {
-                    first = ex;
-                }
-            }
+        IOException failure = null;
+        while (eldest != null) {
+            failure = unmap(eldest, failure);
         }
-        java.util.Arrays.fill(table, null);
-        eldest = null;
-        newest = null;
-        size = 0;
-        if (first != null) {
-            throw first;
+        Arrays.fill(table, null);
+        if (failure != null) {
+            throw failure;
         }
     }
 }

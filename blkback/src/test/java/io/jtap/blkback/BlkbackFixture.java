@@ -4,6 +4,7 @@ import io.jtap.formats.CreateOptions;
 import io.jtap.formats.ImageFormats;
 import io.jtap.testkit.blkfront.SimulatedBlkfront;
 import io.jtap.testkit.blkfront.SimulatedToolstack;
+import io.jtap.xen.XenPlatform;
 import io.jtap.xen.XenStore;
 import io.jtap.xen.sim.SimulatedDomain;
 import io.jtap.xen.sim.SimulatedXen;
@@ -73,12 +74,23 @@ final class BlkbackFixture implements AutoCloseable {
     /** A device whose backend talks to xenstore through {@code store} (for example one that injects failures). */
     Device addDevice(String params, String mode, String deviceType, BlkbackConfig config, ImageFormats formats,
                      BackendEdit edit, XenStore store) throws IOException {
+        return addDevice(params, mode, deviceType, config, xen.platform(SimulatedXen.DOM0), formats, edit, store);
+    }
+
+    /** A device whose backend reaches Xen through {@code platform} (for example one that counts grant maps). */
+    Device addDevice(String params, String mode, String deviceType, BlkbackConfig config, XenPlatform platform)
+            throws IOException {
+        return addDevice(params, mode, deviceType, config, platform, ImageFormats.defaults(), be -> { }, xs);
+    }
+
+    private Device addDevice(String params, String mode, String deviceType, BlkbackConfig config,
+                             XenPlatform platform, ImageFormats formats, BackendEdit edit, XenStore store)
+            throws IOException {
         SimulatedDomain guest = xen.createDomain("guest" + (owned.size() + 1));
         int devid = 51712;
         String be = SimulatedToolstack.addVbd(xs, guest.domid(), devid, params, mode, deviceType);
         edit.edit(be);
-        BlkbackDevice device = new BlkbackDevice(xen.platform(SimulatedXen.DOM0), store, be, config, formats,
-                workers);
+        BlkbackDevice device = new BlkbackDevice(platform, store, be, config, formats, workers);
         owned.add(device);
         device.start();
         return new Device(guest, devid, be, device);
