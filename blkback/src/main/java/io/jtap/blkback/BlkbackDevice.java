@@ -8,6 +8,7 @@ import io.jtap.formats.ImageFormats;
 import io.jtap.formats.OpenOptions;
 import io.jtap.formats.qcow2.Qcow2Image;
 import io.jtap.ring.blkif.Blkif;
+import io.jtap.xen.BadXenStoreValueException;
 import io.jtap.xen.EventChannels;
 import io.jtap.xen.GrantMapping;
 import io.jtap.xen.GrantTable;

@@ -146,8 +146,8 @@ public final class BlkbackService implements AutoCloseable {
         }
         Set<String> present = new HashSet<>();
         try {
-            for (String domid : list(root)) {
-                for (String devid : list(root + "/" + domid)) {
+            for (String domid : xs.directoryIfPresent(root)) {
+                for (String devid : xs.directoryIfPresent(root + "/" + domid)) {
                     present.add(domid + "/" + devid);
                 }
             }
@@ -180,17 +180,6 @@ public final class BlkbackService implements AutoCloseable {
             } catch (IOException | RuntimeException e) {
                 LOG.log(Level.WARNING, "starting " + d.backendPath() + ": " + e.getMessage());
             }
-        }
-    }
-
-    private List<String> list(String path) throws IOException {
-        try {
-            return xs.directory(path);
-        } catch (XenStoreException e) {
-            if (e.is(XenStoreException.ENOENT)) {
-                return List.of();
-            }
-            throw e;
         }
     }
 

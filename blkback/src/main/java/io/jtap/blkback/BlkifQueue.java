@@ -20,6 +20,7 @@ import io.jtap.xen.GrantTable;
 import io.jtap.xen.GrantTableException;
 import io.jtap.xen.linux.LibC;
 import io.jtap.xen.linux.Syscalls;
+import io.jtap.xen.linux.WakeupFd;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -334,7 +335,7 @@ final class BlkifQueue implements AutoCloseable {
         for (int i = 0; i < n; i++) {
             evtchn.unmask(ports[i]);
         }
-        wakeup.reset();
+        wakeup.drain();
     }
 
     private int consumeRequests() {

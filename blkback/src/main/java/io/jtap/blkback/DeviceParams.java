@@ -1,5 +1,6 @@
 package io.jtap.blkback;
 
+import io.jtap.xen.BadXenStoreValueException;
 import java.nio.file.Path;
 
 /**

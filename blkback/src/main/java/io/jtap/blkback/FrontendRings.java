@@ -1,6 +1,7 @@
 package io.jtap.blkback;
 
 import io.jtap.ring.blkif.BlkifAbi;
+import io.jtap.xen.BadXenStoreValueException;
 import io.jtap.xen.XenStoreAccess;
 
 import java.io.IOException;

@@ -1,6 +1,5 @@
 package io.jtap.daemon;
 
-import io.jtap.blkback.BadXenStoreValueException;
 import io.jtap.blkback.DeviceParams;
 import io.jtap.daemon.VbdToolstack.Device;
 import io.jtap.daemon.VbdToolstack.Disk;
@@ -10,6 +9,7 @@ import io.jtap.formats.Image;
 import io.jtap.formats.ImageFormat;
 import io.jtap.formats.ImageFormats;
 import io.jtap.formats.OpenOptions;
+import io.jtap.xen.BadXenStoreValueException;
 import io.jtap.xen.XenStore;
 import io.jtap.xen.XenStoreException;
 import io.jtap.xen.XenbusState;
@@ -255,8 +255,8 @@ final class AttachCommand implements Callable<Integer> {
             throws IOException {
         String root = "/local/domain/" + backendDomid + "/backend/" + kind;
         Path mine = t.path().toRealPath();
-        for (String domid : list(xs, root)) {
-            for (String devid : list(xs, root + "/" + domid)) {
+        for (String domid : xs.directoryIfPresent(root)) {
+            for (String devid : xs.directoryIfPresent(root + "/" + domid)) {
                 String dir = root + "/" + domid + "/" + devid;
                 Optional<String> params = xs.readString(dir + "/params");
                 Optional<String> otherMode = xs.readString(dir + "/mode");
@@ -282,17 +282,6 @@ final class AttachCommand implements Callable<Integer> {
                             + " it)");
                 }
             }
-        }
-    }
-
-    private static List<String> list(XenStore xs, String path) throws IOException {
-        try {
-            return xs.directory(path);
-        } catch (XenStoreException e) {
-            if (e.is(XenStoreException.ENOENT)) {
-                return List.of();
-            }
-            throw e;
         }
     }
 

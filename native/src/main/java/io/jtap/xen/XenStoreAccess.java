@@ -11,8 +11,9 @@ import java.util.Optional;
  * {@code /local/domain/<domid>}; a malformed path fails with EINVAL before anything is sent.
  *
  * <p>Every failure is a {@link XenStoreException} carrying xenstored's error name. A missing node is
- * {@link Optional#empty()} for {@link #read} only; {@link #directory}, {@link #getPermissions} and
- * {@link #setPermissions} fail with ENOENT, and a node the caller may not see fails with EACCES.
+ * {@link Optional#empty()} for {@link #read} (and an empty list for {@link #directoryIfPresent}); {@link #directory},
+ * {@link #getPermissions} and {@link #setPermissions} fail with ENOENT, and a node the caller may not see fails with
+ * EACCES.
  */
 public interface XenStoreAccess {
     /**
@@ -53,6 +54,23 @@ public interface XenStoreAccess {
 
     /** XS_DIRECTORY: the children's names (not paths), in creation order. */
     List<String> directory(String path) throws IOException;
+
+    /**
+     * {@link #directory}, but a missing node lists as empty: for a backend's scan of {@code backend/vbd} or
+     * {@code backend/vif}, which the toolstack creates with the first device.
+     *
+     * @throws XenStoreException for any error but ENOENT
+     */
+    default List<String> directoryIfPresent(String path) throws IOException {
+        try {
+            return directory(path);
+        } catch (XenStoreException e) {
+            if (e.is(XenStoreException.ENOENT)) {
+                return List.of();
+            }
+            throw e;
+        }
+    }
 
     /** XS_GET_PERMS: the permission list; the first entry names the owner. */
     List<XenStorePermission> getPermissions(String path) throws IOException;

@@ -186,6 +186,14 @@ public abstract class XenStoreContract {
     }
 
     @Test
+    void directoryIfPresentListsAMissingNodeAsEmpty() throws Exception {
+        assertEquals(List.of(), xs.directoryIfPresent(base + "/missing"));
+        xs.write(base + "/present/a", "1");
+        xs.write(base + "/present/b", "2");
+        assertEquals(List.of("a", "b"), xs.directoryIfPresent(base + "/present"));
+    }
+
+    @Test
     void relativePathsAreBelowTheConnectionsHome() throws IOException {
         String rel = "jtap-rel-" + base.substring(base.lastIndexOf('/') + 1);
         try {

@@ -1,5 +1,6 @@
 package io.jtap.netback;
 
+import io.jtap.xen.BadXenStoreValueException;
 import io.jtap.xen.XenStoreAccess;
 import java.io.IOException;
 import java.util.Optional;

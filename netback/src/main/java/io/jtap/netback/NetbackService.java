@@ -95,12 +95,12 @@ public final class NetbackService implements AutoCloseable {
         }
         Set<String> present = new HashSet<>();
         try {
-            for (String d : list(base)) {
+            for (String d : xs.directoryIfPresent(base)) {
                 int domid = parseId(d);
                 if (domid < 0) {
                     continue;
                 }
-                for (String h : list(base + "/" + d)) {
+                for (String h : xs.directoryIfPresent(base + "/" + d)) {
                     int devid = parseId(h);
                     if (devid < 0) {
                         continue;
@@ -125,17 +125,6 @@ public final class NetbackService implements AutoCloseable {
         }
         for (VifXenbus v : vifs.values()) {
             v.refresh();
-        }
-    }
-
-    private List<String> list(String path) throws IOException {
-        try {
-            return xs.directory(path);
-        } catch (XenStoreException e) {
-            if (e.is(XenStoreException.ENOENT)) {
-                return List.of();
-            }
-            throw e;
         }
     }
 

@@ -7,13 +7,14 @@ import io.jtap.xen.GrantMapping;
 import io.jtap.xen.GrantTable;
 import io.jtap.xen.XenPlatform;
 import io.jtap.xen.linux.Syscalls;
+import io.jtap.xen.linux.WakeupFd;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
 
 /**
  * One queue of a connected vif: its tx and rx rings (grant-mapped), its event channel(s), and the thread that serves
- * them in a duty cycle ({@link #doWork()}), sleeping in {@code poll} on the event-channel fd, a {@link Wakeup} and the
+ * them in a duty cycle ({@link #doWork()}), sleeping in {@code poll} on the event-channel fd, a {@link WakeupFd} and the
  * TAP fd it reads (its own TAP queue's with a multi-queue TAP, else the TAP's for queue 0). Owns everything it maps and binds; {@link #close()} stops the thread first and then releases
  * them, so no mapping or port outlives the queue.
  */
@@ -22,7 +23,7 @@ final class VifQueue implements AutoCloseable {
     private final int index;
     private final GrantTable grants;
     private final EventChannels channels;
-    private final Wakeup wakeup;
+    private final WakeupFd wakeup;
     private final List<GrantMapping> mappings = new ArrayList<>();
     private final List<Integer> ports = new ArrayList<>();
     private final int txPort;
@@ -42,7 +43,7 @@ final class VifQueue implements AutoCloseable {
         this.index = index;
         GrantTable g = null;
         EventChannels c = null;
-        Wakeup w = null;
+        WakeupFd w = null;
         TxPath t = null;
         RxPath r = null;
         int txp;
@@ -50,7 +51,7 @@ final class VifQueue implements AutoCloseable {
         try {
             g = platform.openGrantTable();
             c = platform.openEventChannels();
-            w = new Wakeup();
+            w = new WakeupFd();
             GrantMapping txRing = g.map(vif.domid, new int[] {rings.txRingRef()}, true);
             mappings.add(txRing);
             GrantMapping rxRing = g.map(vif.domid, new int[] {rings.rxRingRef()}, true);
@@ -178,7 +179,7 @@ final class VifQueue implements AutoCloseable {
         release(grants, channels, wakeup, tx, rx, null);
     }
 
-    private void release(GrantTable g, EventChannels c, Wakeup w, TxPath t, RxPath r, Throwable primary)
+    private void release(GrantTable g, EventChannels c, WakeupFd w, TxPath t, RxPath r, Throwable primary)
             throws IOException {
         IOException failure = null;
         if (t != null) {

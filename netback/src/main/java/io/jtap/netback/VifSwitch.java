@@ -3,6 +3,7 @@ package io.jtap.netback;
 import io.jtap.tap.SimulatedTap;
 import io.jtap.tap.TapDevice;
 import io.jtap.xen.linux.Syscalls;
+import io.jtap.xen.linux.WakeupFd;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.List;
@@ -34,14 +35,14 @@ public final class VifSwitch implements TapFactory, AutoCloseable {
 
     private final List<Port> ports = new CopyOnWriteArrayList<>();
     private final Map<Long, Port> macTable = new ConcurrentHashMap<>();
-    private final Wakeup wakeup;
+    private final WakeupFd wakeup;
     private final Thread thread;
     private final LongAdder forwarded = new LongAdder();
     private final LongAdder dropped = new LongAdder();
     private volatile boolean running = true;
 
     private VifSwitch() throws IOException {
-        wakeup = new Wakeup();
+        wakeup = new WakeupFd();
         thread = new Thread(this::run, "netback-switch");
         thread.setDaemon(true);
     }
