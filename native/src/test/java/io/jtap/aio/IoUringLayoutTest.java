@@ -1,12 +1,10 @@
 package io.jtap.aio;
 
 import static io.jtap.aio.IoUringDescriptor.*;
-import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.jtap.xen.CLayoutProbe;
 import io.jtap.xen.linux.LibC;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -123,16 +121,7 @@ class IoUringLayoutTest {
     @Test
     void javaLayoutsEqualTheInstalledIoUringHeader(@TempDir Path dir) throws Exception {
         Map<String, Long> expected = expectations();
-        Map<String, Long> actual = compileAndRun(dir, expected);
-        List<String> mismatches = new ArrayList<>();
-        for (Map.Entry<String, Long> e : expected.entrySet()) {
-            Long c = actual.get(e.getKey());
-            if (!e.getValue().equals(c)) {
-                mismatches.add(e.getKey() + ": java=" + e.getValue() + ", c=" + c);
-            }
-        }
-        assertEquals(List.of(), mismatches, "Java layouts that differ from linux/io_uring.h and libc");
-        assertEquals(expected.size(), actual.size(), "the C program printed every expectation");
+        CLayoutProbe.assertSameAsC(expected, compileAndRun(dir, expected), List.of(), "linux/io_uring.h and libc");
     }
 
     private static Map<String, Long> compileAndRun(Path dir, Map<String, Long> expected) throws Exception {

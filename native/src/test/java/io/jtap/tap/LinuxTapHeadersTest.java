@@ -1,14 +1,7 @@
 package io.jtap.tap;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
-
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
+import io.jtap.xen.CLayoutProbe;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -18,7 +11,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Interoperability with the kernel's uapi headers: a C program compiled against {@code linux/if_tun.h},
  * {@code linux/if.h} and {@code linux/virtio_net.h} prints every ioctl number, flag, size and offset that the Java side
- * hard-codes, and each must be equal. In CI (CI=true) a missing gcc fails the test; elsewhere it skips.
+ * hard-codes, and each must be equal (through {@link CLayoutProbe}). In CI (CI=true) a missing gcc fails the test;
+ * elsewhere it skips.
  */
 class LinuxTapHeadersTest {
     /** The Java side of every comparison, keyed by the C expression's name. */
@@ -78,68 +72,17 @@ class LinuxTapHeadersTest {
         return v;
     }
 
-    /** Constants newer than some uapi headers: printed as "absent" when the installed header lacks them. */
+    /** Constants newer than some uapi headers: not compared when the installed header lacks them. */
     private static final List<String> OPTIONAL = List.of("TUN_F_USO4", "TUN_F_USO6", "VIRTIO_NET_HDR_GSO_UDP_L4");
 
     @Test
     void javaConstantsEqualTheKernelHeaders(@TempDir Path dir) throws Exception {
-        Ci.require(commandWorks("gcc", "--version"), "gcc is needed to compile the header probe");
         Map<String, Long> expected = javaValues();
-        StringBuilder c = new StringBuilder();
-        c.append("#include <stdio.h>\n#include <stddef.h>\n#include <sys/ioctl.h>\n#include <net/if.h>\n")
-                .append("#include <linux/if_tun.h>\n#include <linux/virtio_net.h>\n\nint main(void) {\n");
-        for (String name : expected.keySet()) {
-            boolean optional = OPTIONAL.contains(name);
-            if (optional) {
-                c.append("#ifdef ").append(name).append('\n');
-            }
-            c.append("    printf(\"%s=%lu\\n\", \"").append(name).append("\", (unsigned long) (").append(name)
-                    .append("));\n");
-            if (optional) {
-                c.append("#else\n    printf(\"%s=absent\\n\", \"").append(name).append("\");\n#endif\n");
-            }
-        }
-        c.append("    return 0;\n}\n");
-        Path source = dir.resolve("tap_headers.c");
-        Path binary = dir.resolve("tap_headers");
-        Files.writeString(source, c, StandardCharsets.US_ASCII);
-        String compile = Netns.run("gcc", "-Wall", "-o", binary.toString(), source.toString());
-        String output = Netns.run(binary.toString());
-
-        List<String> mismatches = new ArrayList<>();
-        List<String> absent = new ArrayList<>();
-        int compared = 0;
-        for (String line : output.split("\n")) {
-            int eq = line.lastIndexOf('=');
-            String name = line.substring(0, eq);
-            String value = line.substring(eq + 1).trim();
-            if (value.equals("absent")) {
-                absent.add(name);
-                continue;
-            }
-            long cValue = Long.parseUnsignedLong(value);
-            long javaValue = expected.get(name);
-            compared++;
-            if (cValue != javaValue) {
-                mismatches.add(name + ": C=0x" + Long.toHexString(cValue) + ", Java=0x" + Long.toHexString(javaValue));
-            }
-        }
-        if (!absent.isEmpty()) {
-            System.out.println("LinuxTapHeadersTest: not in the installed headers, not compared: " + absent);
-        }
-        assertEquals(expected.size(), compared + absent.size(), "every value printed: " + output + compile);
-        assertTrue(absent.stream().allMatch(OPTIONAL::contains), "only optional names may be absent: " + absent);
-        if (!mismatches.isEmpty()) {
-            fail("Java constants differ from the C headers: " + mismatches);
-        }
-    }
-
-    private static boolean commandWorks(String... command) {
-        try {
-            Netns.run(command);
-            return true;
-        } catch (IOException e) {
-            return false;
-        }
+        Map<String, Long> actual = CLayoutProbe.evaluate(dir, "tap_headers",
+                List.of("/usr/include/linux/if_tun.h", "/usr/include/linux/virtio_net.h"),
+                "#include <stdio.h>\n#include <stddef.h>\n#include <sys/ioctl.h>\n#include <net/if.h>\n"
+                        + "#include <linux/if_tun.h>\n#include <linux/virtio_net.h>\n",
+                expected.keySet(), OPTIONAL, List.of(), "gcc and linux-libc-dev");
+        CLayoutProbe.assertSameAsC(expected, actual, OPTIONAL, "kernel uapi headers (if_tun.h, virtio_net.h)");
     }
 }

@@ -2,20 +2,21 @@ package io.jtap.ring;
 
 import static org.junit.jupiter.api.Assertions.fail;
 
+import io.jtap.xen.CLayoutProbe;
+
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 
 import org.junit.jupiter.api.Assumptions;
 
 /**
  * The C toolchain the interoperability tests compile Xen's own headers with: gcc for the native x86_64 ABI and
  * {@code gcc -m32} (Debian gcc-multilib, see scripts/install-deps.sh) for the x86_32 ABI. A missing toolchain fails
- * the test under CI ({@code CI=true}) and skips it elsewhere, printing why either way.
+ * the test under CI ({@code CI=true}) and skips it elsewhere, printing why either way. Commands run through
+ * native's {@link CLayoutProbe#run}.
  */
 final class Gcc {
     /** The spec: Debian libxen-dev's public headers. */
@@ -64,47 +65,24 @@ final class Gcc {
             Files.writeString(probe, "#include <stdint.h>\n#include <stdio.h>\n#include <xen/io/blkif.h>\n"
                 + "int main(void) { printf(\"%d\\n\", (int) sizeof(struct blkif_request)); return 0; }\n");
             final Path exe = compile(probe, target);
-            run(List.of(exe.toString()));
+            CLayoutProbe.run(List.of(exe.toString()));
             return null;
         } catch (final IOException | AssertionError e) {
             return e.getMessage();
+        } catch (final InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return "interrupted";
         }
     }
 
     /** Compiles source to an executable next to it; throws AssertionError carrying gcc's diagnostics on failure. */
-    static Path compile(final Path source, final Target target) throws IOException {
+    static Path compile(final Path source, final Target target) throws IOException, InterruptedException {
         final Path exe = source.resolveSibling(source.getFileName().toString().replace(".c", "") + "-" + target);
         final List<String> command = new ArrayList<>(List.of("gcc", "-std=gnu11", "-O2", "-Wall", "-Wextra",
             "-Werror"));
         command.addAll(target.flags);
         command.addAll(List.of("-o", exe.toString(), source.toString()));
-        run(command);
+        CLayoutProbe.run(command);
         return exe;
-    }
-
-    /** Runs command to completion and returns its stdout; throws AssertionError naming it if it fails. */
-    static String run(final List<String> command) throws IOException {
-        final Process process;
-        try {
-            process = new ProcessBuilder(command).redirectErrorStream(true).start();
-        } catch (final IOException e) {
-            throw new AssertionError("cannot start: command=" + command + ", error=" + e.getMessage(), e);
-        }
-        try {
-            final String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            if (!process.waitFor(60, TimeUnit.SECONDS)) {
-                throw new AssertionError("timed out: command=" + command);
-            }
-            if (process.exitValue() != 0) {
-                throw new AssertionError("failed: command=" + command + ", exit=" + process.exitValue()
-                    + ", output=\n" + output);
-            }
-            return output;
-        } catch (final InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new AssertionError("interrupted: command=" + command, e);
-        } finally {
-            process.destroyForcibly();
-        }
     }
 }

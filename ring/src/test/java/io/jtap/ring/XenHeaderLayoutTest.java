@@ -1,8 +1,5 @@
 package io.jtap.ring;
 
-import static org.junit.jupiter.api.Assertions.assertAll;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-
 import io.jtap.ring.blkif.Blkif;
 import io.jtap.ring.blkif.BlkifAbi;
 import io.jtap.ring.blkif.BlkifDiscardRequestDescriptor;
@@ -16,14 +13,15 @@ import io.jtap.ring.netif.NetifRxRequestDescriptor;
 import io.jtap.ring.netif.NetifRxResponseDescriptor;
 import io.jtap.ring.netif.NetifTxRequestDescriptor;
 import io.jtap.ring.netif.NetifTxResponseDescriptor;
+import io.jtap.xen.CLayoutProbe;
 
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
 
-import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -31,7 +29,8 @@ import org.junit.jupiter.params.provider.EnumSource;
 /**
  * Every layout number and constant the ring module uses, checked against Xen's public headers as gcc compiles them:
  * a generated C program prints sizeof/offsetof/macro values and {@code __CONST_RING_SIZE} at orders 0..4, for the
- * x86_64 ABI and (with {@code gcc -m32}) the x86_32 ABI.
+ * x86_64 ABI and (with {@code gcc -m32}) the x86_32 ABI. The program is native's {@link CLayoutProbe}, which the
+ * kernel-header tests use too.
  */
 class XenHeaderLayoutTest {
     /** One fact: a C expression and the value the Java code has for it in each ABI (null: not in that ABI). */
@@ -217,34 +216,22 @@ class XenHeaderLayoutTest {
 
     @ParameterizedTest
     @EnumSource(Gcc.Target.class)
-    void javaLayoutMatchesXenHeaders(final Gcc.Target target, @TempDir final Path dir) throws IOException {
+    void javaLayoutMatchesXenHeaders(final Gcc.Target target, @TempDir final Path dir) throws Exception {
         Gcc.requireAvailable(target, dir);
-        final List<Fact> facts = FACTS.stream()
-            .filter(fact -> (target == Gcc.Target.X86_64 ? fact.x86_64() : fact.x86_32()) != null).toList();
-        final StringBuilder c = new StringBuilder()
-            .append("#include <stddef.h>\n#include <stdint.h>\n#include <stdio.h>\n")
-            .append("#include <xen/io/ring.h>\n#include <xen/io/blkif.h>\n#include <xen/io/netif.h>\n\n")
-            .append("int main(void)\n{\n");
-        for (int i = 0; i < facts.size(); i++) {
-            c.append("    printf(\"%d %lld\\n\", ").append(i).append(", (long long)(").append(facts.get(i).c())
-                .append("));\n");
+        final Map<String, Long> java = new LinkedHashMap<>();
+        for (final Fact fact : FACTS) {
+            final Long value = target == Gcc.Target.X86_64 ? fact.x86_64() : fact.x86_32();
+            if (value != null) {
+                java.put(fact.c(), value);
+            }
         }
-        c.append("    return 0;\n}\n");
-        final Path source = dir.resolve("layout.c");
-        Files.writeString(source, c);
-        final List<String> lines = Gcc.run(List.of(Gcc.compile(source, target).toString())).lines().toList();
-
-        assertEquals(facts.size(), lines.size(), "lines printed by " + source);
-        final List<Executable> checks = new ArrayList<>();
-        for (int i = 0; i < facts.size(); i++) {
-            final Fact fact = facts.get(i);
-            final String[] line = lines.get(i).split(" ");
-            assertEquals(Integer.toString(i), line[0], "line order");
-            final long expected = Long.parseLong(line[1]);
-            final long actual = target == Gcc.Target.X86_64 ? fact.x86_64() : fact.x86_32();
-            checks.add(() -> assertEquals(expected, actual, target + ": " + fact.c() + " (C vs Java)"));
-        }
-        System.out.println("[" + target + "] checked " + facts.size() + " layout facts against " + Gcc.XEN_IO_HEADERS);
-        assertAll(checks);
+        final List<String> headers = Stream.of("ring.h", "blkif.h", "netif.h")
+            .map(h -> Gcc.XEN_IO_HEADERS.resolve(h).toString()).toList();
+        final Map<String, Long> c = CLayoutProbe.evaluate(dir, "layout-" + target, headers,
+            "#include <stddef.h>\n#include <stdint.h>\n#include <stdio.h>\n"
+                + "#include <xen/io/ring.h>\n#include <xen/io/blkif.h>\n#include <xen/io/netif.h>\n\n",
+            java.keySet(), List.of(), target.flags, "Debian libxen-dev, see scripts/install-deps.sh");
+        CLayoutProbe.assertSameAsC(java, c, List.of(), target + " layouts in " + Gcc.XEN_IO_HEADERS);
+        System.out.println("[" + target + "] checked " + java.size() + " layout facts against " + Gcc.XEN_IO_HEADERS);
     }
 }
