@@ -45,46 +45,6 @@ class LinuxTapNetnsTest {
     private static final Duration WAIT = Duration.ofSeconds(15);
     private static final int ETH_IP = TapDevice.ETH_HLEN + Packets.IPV4_HLEN;
 
-    private static final String UDP_RECEIVER = String.join("\n",
-            "import socket, sys",
-            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)",
-            "s.bind((sys.argv[1], int(sys.argv[2])))",
-            "s.settimeout(20)",
-            "print('READY', flush=True)",
-            "for _ in range(int(sys.argv[3])):",
-            "    data, addr = s.recvfrom(65535)",
-            "    print('UDP', addr[0], addr[1], data.hex(), flush=True)");
-
-    private static final String UDP_SENDER = String.join("\n",
-            "import socket, sys",
-            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)",
-            "s.bind((sys.argv[1], int(sys.argv[2])))",
-            "s.sendto(bytes.fromhex(sys.argv[5]), (sys.argv[3], int(sys.argv[4])))",
-            "print('SENT', flush=True)");
-
-    /** Accepts one connection, reads exactly n_in bytes, prints them, sends n_out pattern bytes, closes. */
-    private static final String TCP_SERVER = String.join("\n",
-            "import socket, sys",
-            "host, port, n_in, n_out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])",
-            "ls = socket.socket()",
-            "ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)",
-            "ls.bind((host, port))",
-            "ls.listen(1)",
-            "ls.settimeout(20)",
-            "print('READY', flush=True)",
-            "c, addr = ls.accept()",
-            "c.settimeout(20)",
-            "buf = b''",
-            "while len(buf) < n_in:",
-            "    d = c.recv(65536)",
-            "    if not d:",
-            "        break",
-            "    buf += d",
-            "print('RECV', addr[0], addr[1], len(buf), buf.hex(), flush=True)",
-            "c.sendall(bytes((i * 31 + 7) % 251 for i in range(n_out)))",
-            "print('SENT', n_out, flush=True)",
-            "c.close()");
-
     private static Netns ns;
     private static LinuxTap tap;
     private static TapPeer peer;
@@ -96,8 +56,8 @@ class LinuxTapNetnsTest {
                 + System.getProperty("user.name"));
         Ci.require(LinuxTap.availability().isAvailable(), "LinuxTap is unavailable: "
                 + LinuxTap.availability().unavailabilityCause());
-        Ci.require(commandWorks("ip", "-V"), "iproute2's ip is not installed");
-        Ci.require(commandWorks("python3", "--version"), "python3 is not installed");
+        Ci.require(Netns.commandWorks("ip", "-V"), "iproute2's ip is not installed");
+        Ci.require(Netns.commandWorks("python3", "--version"), "python3 is not installed");
 
         ns = Netns.create();
         tap = LinuxTap.open("jtns%d");
@@ -140,7 +100,7 @@ class LinuxTapNetnsTest {
      */
     @Test
     void udpFramesWrittenToTheTapReachASocketInTheNamespace() throws Exception {
-        NsProcess receiver = ns.start("python3", "-u", "-c", UDP_RECEIVER, NS_IP, "5001", "2");
+        NsProcess receiver = ns.start("python3", "-u", "-c", NetnsScripts.UDP_RECEIVER, NS_IP, "5001", "2");
         receiver.awaitLine("READY", WAIT);
 
         byte[] corrupt = "jtap: corrupt checksum, must be dropped".getBytes(StandardCharsets.US_ASCII);
@@ -165,7 +125,7 @@ class LinuxTapNetnsTest {
     @Test
     void udpFromTheNamespaceArrivesOnTheTapWithAPartialChecksum() throws Exception {
         byte[] payload = "jtap: from the namespace to the TAP".getBytes(StandardCharsets.US_ASCII);
-        NsProcess sender = ns.start("python3", "-u", "-c", UDP_SENDER, NS_IP, "6000", PEER_IP, "6001",
+        NsProcess sender = ns.start("python3", "-u", "-c", NetnsScripts.UDP_SENDER, NS_IP, "6000", PEER_IP, "6001",
                 HexFormat.of().formatHex(payload));
         Frame frame = peer.await("UDP datagram to port 6001", peer.ipv4To(IPPROTO_UDP, 6001), WAIT);
 
@@ -194,7 +154,7 @@ class LinuxTapNetnsTest {
         int localPort = 40001;
         int toServer = 8000;
         int fromServer = 30000;
-        NsProcess server = ns.start("python3", "-u", "-c", TCP_SERVER, NS_IP, Integer.toString(serverPort),
+        NsProcess server = ns.start("python3", "-u", "-c", NetnsScripts.TCP_SERVER, NS_IP, Integer.toString(serverPort),
                 Integer.toString(toServer), Integer.toString(fromServer));
         server.awaitLine("READY", WAIT);
 
@@ -273,14 +233,5 @@ class LinuxTapNetnsTest {
         byte[] dst = Packets.ip(NS_IP);
         return Packets.ethernet(nsMac, peer.mac, ETHERTYPE_IPV4, Packets.ipv4(src, dst, IPPROTO_TCP, 0,
                 Packets.tcp(src, dst, srcPort, dstPort, seq, ack, flags, 65535, options, payload, checksum)));
-    }
-
-    private static boolean commandWorks(String... command) {
-        try {
-            Netns.run(command);
-            return true;
-        } catch (IOException e) {
-            return false;
-        }
     }
 }

@@ -10,6 +10,7 @@ import io.jtap.tap.Ci;
 import io.jtap.tap.LinuxTap;
 import io.jtap.tap.Netns.NsProcess;
 import io.jtap.tap.Netns;
+import io.jtap.tap.NetnsScripts;
 import io.jtap.testkit.netfront.NetfrontOptions;
 import io.jtap.testkit.netfront.RxPacket;
 import io.jtap.testkit.netfront.SimulatedNetfront;
@@ -55,45 +56,6 @@ class NetbackNetnsTest {
     private static final byte[] GUEST_MAC = TestFrames.mac(0x00163e6a7402L);
     private static final Duration WAIT = Duration.ofSeconds(20);
     private static final int ETH_IP = 14 + 20;
-
-    private static final String UDP_RECEIVER = String.join("\n",
-            "import socket, sys",
-            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)",
-            "s.bind((sys.argv[1], int(sys.argv[2])))",
-            "s.settimeout(20)",
-            "print('READY', flush=True)",
-            "for _ in range(int(sys.argv[3])):",
-            "    data, addr = s.recvfrom(65535)",
-            "    print('UDP', addr[0], addr[1], data.hex(), flush=True)");
-
-    private static final String UDP_SENDER = String.join("\n",
-            "import socket, sys",
-            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)",
-            "s.bind((sys.argv[1], int(sys.argv[2])))",
-            "s.sendto(bytes.fromhex(sys.argv[5]), (sys.argv[3], int(sys.argv[4])))",
-            "print('SENT', flush=True)");
-
-    private static final String TCP_SERVER = String.join("\n",
-            "import socket, sys",
-            "host, port, n_in, n_out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])",
-            "ls = socket.socket()",
-            "ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)",
-            "ls.bind((host, port))",
-            "ls.listen(1)",
-            "ls.settimeout(20)",
-            "print('READY', flush=True)",
-            "c, addr = ls.accept()",
-            "c.settimeout(20)",
-            "buf = b''",
-            "while len(buf) < n_in:",
-            "    d = c.recv(65536)",
-            "    if not d:",
-            "        break",
-            "    buf += d",
-            "print('RECV', addr[0], addr[1], len(buf), buf.hex(), flush=True)",
-            "c.sendall(bytes((i * 31 + 7) % 251 for i in range(n_out)))",
-            "print('SENT', n_out, flush=True)",
-            "c.close()");
 
     private Netns ns;
     private NetbackService service;
@@ -147,7 +109,7 @@ class NetbackNetnsTest {
     /** Guest to kernel: a UDP datagram with a full checksum and one with a partial checksum (csum_blank) arrive. */
     @Test
     void udpFromTheGuestReachesASocketInTheNamespace() throws Exception {
-        NsProcess receiver = ns.start("python3", "-u", "-c", UDP_RECEIVER, NS_IP, "5001", "2");
+        NsProcess receiver = ns.start("python3", "-u", "-c", NetnsScripts.UDP_RECEIVER, NS_IP, "5001", "2");
         receiver.awaitLine("READY", WAIT);
         byte[] full = "jtap netback: full UDP checksum".getBytes(StandardCharsets.US_ASCII);
         byte[] partial = TestFrames.payload(3000, 5); // 3042-byte frame from offset 2000: two tx slots
@@ -167,7 +129,7 @@ class NetbackNetnsTest {
     @Test
     void udpFromTheNamespaceReachesTheGuest() throws Exception {
         byte[] payload = "jtap netback: from the namespace to the guest".getBytes(StandardCharsets.US_ASCII);
-        NsProcess sender = ns.start("python3", "-u", "-c", UDP_SENDER, NS_IP, "6000", GUEST_IP_TEXT, "6001",
+        NsProcess sender = ns.start("python3", "-u", "-c", NetnsScripts.UDP_SENDER, NS_IP, "6000", GUEST_IP_TEXT, "6001",
                 HexFormat.of().formatHex(payload));
         RxPacket p = awaitRx(f -> isIpv4(f, 17) && dstPort(f) == 6001);
         byte[] frame = p.frame();
@@ -191,7 +153,7 @@ class NetbackNetnsTest {
         int guestPort = 40001;
         int toServer = 8000;
         int fromServer = 30000;
-        NsProcess server = ns.start("python3", "-u", "-c", TCP_SERVER, NS_IP, Integer.toString(serverPort),
+        NsProcess server = ns.start("python3", "-u", "-c", NetnsScripts.TCP_SERVER, NS_IP, Integer.toString(serverPort),
                 Integer.toString(toServer), Integer.toString(fromServer));
         server.awaitLine("READY", WAIT);
         long seed = System.nanoTime();

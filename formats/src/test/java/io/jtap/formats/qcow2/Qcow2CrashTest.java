@@ -127,6 +127,33 @@ class Qcow2CrashTest {
         void writeTo(Path p) throws IOException {
             Files.write(p, Arrays.copyOf(bytes, length));
         }
+
+        /**
+         * Applies what a disk may have kept of the unsynced writes and zeroings {@code events[from..to]} at a crash:
+         * a random subset, in random order; with {@code tearWrites}, each sector of a multi-sector write lands or
+         * not on its own.
+         *
+         * @return how many writes (sector pieces, when torn) and zeroings were applied
+         */
+        int applySomeOf(List<Event> events, int from, int to, boolean tearWrites, Random rnd) {
+            List<Event> tail = new ArrayList<>();
+            for (int i = from; i <= to; i++) {
+                Event t = events.get(i);
+                if (tearWrites && t.kind() == Event.Kind.WRITE && t.length() > SECTOR) {
+                    for (int at = 0; at < t.length(); at += SECTOR) {
+                        if (rnd.nextBoolean()) {
+                            byte[] piece = Arrays.copyOfRange(t.data(), at, (int) Math.min(t.length(), at + SECTOR));
+                            tail.add(new Event(Event.Kind.WRITE, t.position() + at, piece.length, piece, false, -1));
+                        }
+                    }
+                } else if ((t.kind() == Event.Kind.WRITE || t.kind() == Event.Kind.ZERO) && rnd.nextBoolean()) {
+                    tail.add(t);
+                }
+            }
+            Collections.shuffle(tail, rnd);
+            tail.forEach(this::apply);
+            return tail.size();
+        }
     }
 
     @Test
@@ -232,25 +259,9 @@ class Qcow2CrashTest {
                 qemuChecked++;
             }
             Disk reordered = new Disk(lastSynced);
-            List<Event> tail = new ArrayList<>();
-            for (int i = lastSyncIndex + 1; i <= k; i++) {
-                Event t = rec.events.get(i);
-                if (t.kind() == Event.Kind.WRITE && t.length() > SECTOR) {
-                    // a multi-sector write may be torn: each sector lands or not
-                    for (int at = 0; at < t.length(); at += SECTOR) {
-                        if (rnd.nextBoolean()) {
-                            byte[] piece = Arrays.copyOfRange(t.data(), at, (int) Math.min(t.length(), at + SECTOR));
-                            tail.add(new Event(Event.Kind.WRITE, t.position() + at, piece.length, piece, false, -1));
-                        }
-                    }
-                } else if ((t.kind() == Event.Kind.WRITE || t.kind() == Event.Kind.ZERO) && rnd.nextBoolean()) {
-                    tail.add(t);
-                }
-            }
-            Collections.shuffle(tail, rnd);
-            tail.forEach(reordered::apply);
+            int landed = reordered.applySomeOf(rec.events, lastSyncIndex + 1, k, true, rnd);
             reordered.writeTo(cut);
-            verify(cut, rec, k, flushedModels, opRanges, where + " (unsynced tail reduced to " + tail.size()
+            verify(cut, rec, k, flushedModels, opRanges, where + " (unsynced tail reduced to " + landed
                     + " sector writes, shuffled)");
             cuts += 2;
         }
@@ -381,15 +392,7 @@ class Qcow2CrashTest {
                 lastSyncIndex = k;
             }
             Disk reordered = new Disk(lastSynced);
-            List<Event> tail = new ArrayList<>();
-            for (int i = lastSyncIndex + 1; i <= k; i++) {
-                Event t = rec.events.get(i);
-                if ((t.kind() == Event.Kind.WRITE || t.kind() == Event.Kind.ZERO) && rnd.nextBoolean()) {
-                    tail.add(t);
-                }
-            }
-            Collections.shuffle(tail, rnd);
-            tail.forEach(reordered::apply);
+            reordered.applySomeOf(rec.events, lastSyncIndex + 1, k, false, rnd);
             for (Disk d : List.of(issued, reordered)) {
                 d.writeTo(cut);
                 String where = context + ", rebuild cut after event " + k + " of " + rec.events.size()

@@ -19,8 +19,6 @@ import io.jtap.formats.qcow2.Qcow2CrashTest.Recorder;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -44,7 +42,6 @@ import org.junit.jupiter.api.io.TempDir;
 class Qcow2SnapshotCrashTest {
     private static final long SEED = Long.getLong("jtap.seed", System.nanoTime());
     private static final int SIZE = 1 << 20;
-    private static final int SECTOR = 512;
 
     @TempDir
     Path dir;
@@ -153,24 +150,9 @@ class Qcow2SnapshotCrashTest {
                 qemuChecked++;
             }
             Disk reordered = new Disk(lastSynced);
-            List<Event> tail = new ArrayList<>();
-            for (int i = lastSyncIndex + 1; i <= k; i++) {
-                Event t = rec.events.get(i);
-                if (t.kind() == Event.Kind.WRITE && t.length() > SECTOR) {
-                    for (int at = 0; at < t.length(); at += SECTOR) {
-                        if (rnd.nextBoolean()) {
-                            byte[] piece = Arrays.copyOfRange(t.data(), at, (int) Math.min(t.length(), at + SECTOR));
-                            tail.add(new Event(Event.Kind.WRITE, t.position() + at, piece.length, piece, false, -1));
-                        }
-                    }
-                } else if ((t.kind() == Event.Kind.WRITE || t.kind() == Event.Kind.ZERO) && rnd.nextBoolean()) {
-                    tail.add(t);
-                }
-            }
-            Collections.shuffle(tail, rnd);
-            tail.forEach(reordered::apply);
+            int landed = reordered.applySomeOf(rec.events, lastSyncIndex + 1, k, true, rnd);
             reordered.writeTo(cut);
-            verify(cut, phase, states, where + " (unsynced tail reduced to " + tail.size() + " writes, shuffled)");
+            verify(cut, phase, states, where + " (unsynced tail reduced to " + landed + " writes, shuffled)");
             cuts += 2;
         }
         // the end: the last state, exactly
