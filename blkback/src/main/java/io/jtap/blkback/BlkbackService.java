@@ -3,7 +3,6 @@ package io.jtap.blkback;
 import io.jtap.formats.ImageFormats;
 import io.jtap.xen.XenPlatform;
 import io.jtap.xen.XenStore;
-import io.jtap.xen.XenStoreException;
 
 import java.io.IOException;
 import java.lang.System.Logger;

@@ -41,11 +41,12 @@ import java.util.concurrent.TimeUnit;
  * goes straight from the image's host file into the guest's pages through the queue's {@link BlockIoEngine}
  * (io_uring), submitted and reaped by this thread. A write is split in three: a worker reserves its extents
  * ({@code mapForWrite} may block), this thread submits the data IO to the engine, a worker completes the mapping
- * (metadata); for a raw image, whose mapping only computes, this thread does all three. A flush or barrier without data and a plain discard of a raw image go to the engine too
- * ({@code fdatasync}, {@code fallocate}). Everything else (transformed and backing extents, other formats' flushes and
- * discards, and whatever finds the engine full) runs on the bounded worker pool, with the mapped pages still the IO buffers. Completions become
- * responses pushed in batches with {@code RING_PUSH_RESPONSES_AND_CHECK_NOTIFY}. Linux: {@code blkback.c}'s
- * {@code xen_blkif_schedule} / {@code __do_block_io_op} / {@code make_response}.
+ * (metadata); for a raw image, whose mapping only computes, this thread does all three. A flush or barrier without data
+ * and a plain discard of a raw image go to the engine too ({@code fdatasync}, {@code fallocate}). Everything else
+ * (transformed and backing extents, other formats' flushes and discards, and whatever finds the engine full) runs on
+ * the bounded worker pool, with the mapped pages still the IO buffers. Completions become responses pushed in batches
+ * with {@code RING_PUSH_RESPONSES_AND_CHECK_NOTIFY}. Linux: {@code blkback.c}'s {@code xen_blkif_schedule} /
+ * {@code __do_block_io_op} / {@code make_response}.
  *
  * <p>Ordering: reads and writes run concurrently, many in flight. A flush, barrier or discard is a fence: it is
  * dispatched only when everything consumed before it has completed, and holds back everything after it until it

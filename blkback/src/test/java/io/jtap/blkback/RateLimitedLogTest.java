@@ -4,7 +4,9 @@ import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-/** A guest that triggers a thousand warnings gets {@value RateLimitedLog#BURST} lines per interval, the rest counted. */
+/**
+ * A guest that triggers a thousand warnings gets {@value RateLimitedLog#BURST} lines per interval, the rest counted.
+ */
 class RateLimitedLogTest {
     @Test
     void burstThenSuppressed() {

@@ -11,7 +11,6 @@ import io.jtap.formats.ImageFormats;
 import io.jtap.formats.OpenOptions;
 import io.jtap.xen.BadXenStoreValueException;
 import io.jtap.xen.XenStore;
-import io.jtap.xen.XenStoreException;
 import io.jtap.xen.XenbusState;
 import io.jtap.xen.sim.SimulatedXen;
 

@@ -150,8 +150,8 @@ public final class Main {
         s.println("usage: jtap <command> [options]");
         s.println("commands:");
         s.println("  demo [--disk-mib=N] [--frames=N] [--image=PATH]");
-        s.println("                        the main job on the simulated Xen: a guest gets a qcow2 disk and a NIC from");
-        s.println("                        jtap, does verified IO over both, and jtap reports what it served");
+        s.println("                        the main job on the simulated Xen: a guest gets a qcow2 disk and a NIC");
+        s.println("                        from jtap, does verified IO over both, and jtap reports what it served");
         s.println("  serve [options]       serve every block and network device the toolstack creates for this");
         s.println("                        domain (backend/<kind> and backend/vif) until stopped; see below");
         s.println("  attach --domid D --target FORMAT:PATH [--vdev xvdb] [options]");

@@ -110,7 +110,8 @@ public interface Image extends AutoCloseable {
      * Changes the virtual size. Growing makes the new range read as zeros (even over a longer backing image),
      * with one exception QEMU shares: after a qcow2 image was shrunk to a size that is not a multiple of its cluster
      * size, the rest of that last cluster keeps its old bytes and reads back when the image grows again (unless a
-     * longer backing image makes the grow zero it). Shrinking drops data beyond the new size. Fails with {@link IOException} while writes are pending.
+     * longer backing image makes the grow zero it). Shrinking drops data beyond the new size. Fails with
+     * {@link IOException} while writes are pending.
      */
     void resize(long newSize) throws IOException;
 

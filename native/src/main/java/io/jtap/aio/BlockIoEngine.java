@@ -71,7 +71,8 @@ public interface BlockIoEngine extends AutoCloseable {
      * Prepares a vectored read of the reserved vector from {@code fd} at byte {@code offset}. Takes effect at
      * {@link #submit()} (or earlier, if the engine must submit to make room).
      *
-     * @throws IllegalArgumentException if {@code vector} is not this engine's reserved vector, is empty, or offset &lt; 0
+     * @throws IllegalArgumentException if {@code vector} is not this engine's reserved vector, is empty, or
+     *     offset &lt; 0
      */
     void readv(int fd, long offset, IoVector vector, long userData) throws IOException;
 

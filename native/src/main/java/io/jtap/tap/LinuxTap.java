@@ -18,15 +18,16 @@ import java.nio.file.Path;
 
 /**
  * A TAP interface of the Linux tun driver, opened through {@code /dev/net/tun} with
- * {@code IFF_TAP | IFF_NO_PI | IFF_VNET_HDR}: one fd, frames with a 12-byte little-endian virtio-net header, non-blocking
- * and close-on-exec.
+ * {@code IFF_TAP | IFF_NO_PI | IFF_VNET_HDR}: one fd, frames with a 12-byte little-endian virtio-net header,
+ * non-blocking and close-on-exec.
  *
  * <p>Bringing the link up, addressing it or enslaving it to a bridge is left to the hotplug script (Xen's
  * {@code vif-bridge}) or {@code ip}: it needs a netlink or {@code SIOCSIFFLAGS} socket, not the tun fd. The fd keeps
  * working when the interface is moved to another network namespace.
  *
- * <p>Data-path calls ({@link #read}, {@link #write}) go through {@link TapNative} and cost no exception on the idle path;
- * a direct {@link ByteBuffer} is read and written in place, a heap buffer through a per-direction native bounce buffer.
+ * <p>Data-path calls ({@link #read}, {@link #write}) go through {@link TapNative} and cost no exception on the idle
+ * path; a direct {@link ByteBuffer} is read and written in place, a heap buffer through a per-direction native bounce
+ * buffer.
  */
 public final class LinuxTap implements TapDevice {
     /** The tun clone device. */
@@ -82,7 +83,8 @@ public final class LinuxTap implements TapDevice {
         try {
             Syscalls.close(Syscalls.open(TUN_DEVICE_PATH, LibC.O_RDWR));
         } catch (ErrnoException e) {
-            return Availability.unavailable(new IOException("cannot open " + TUN_DEVICE_PATH + ": " + e.getMessage(), e));
+            return Availability.unavailable(
+                    new IOException("cannot open " + TUN_DEVICE_PATH + ": " + e.getMessage(), e));
         }
         long capEff = effectiveCapabilities();
         if (capEff >= 0 && (capEff & (1L << CAP_NET_ADMIN)) == 0) {
@@ -107,7 +109,8 @@ public final class LinuxTap implements TapDevice {
     }
 
     /**
-     * Creates (or attaches to an existing, e.g. persistent) TAP interface. Offloads start off ({@code TUNSETOFFLOAD 0}).
+     * Creates (or attaches to an existing, e.g. persistent) TAP interface. Offloads start off
+     * ({@code TUNSETOFFLOAD 0}).
      *
      * @param name the interface name, at most 15 bytes, or a template such as {@code tap%d}
      * @throws IllegalArgumentException for an invalid name (see {@link IfReqDescriptor#validateName})
@@ -125,7 +128,8 @@ public final class LinuxTap implements TapDevice {
      * own on the same interface. The kernel spreads the frames it sends over the attached queues by its flow hash
      * ({@code tun_select_queue}). Offloads start off.
      *
-     * @param maxQueues between 1 and {@link #MAX_TAP_QUEUES}; 1 opens a plain single-queue device as {@link #open(String)}
+     * @param maxQueues between 1 and {@link #MAX_TAP_QUEUES}; 1 opens a plain single-queue device as
+     *     {@link #open(String)}
      */
     public static LinuxTap open(String name, int maxQueues) throws IOException {
         if (maxQueues < 1 || maxQueues > MAX_TAP_QUEUES) {

@@ -41,8 +41,8 @@ public interface TapDevice extends AutoCloseable {
     /** Ethernet header: destination MAC, source MAC, EtherType. */
     int ETH_HLEN = 14;
     /**
-     * Largest Ethernet frame (without the virtio header): Ethernet header, one VLAN tag (4), an IPv6 header (40) and the
-     * largest IPv6 payload (65535). A GSO frame is bounded by the IP length field, and IPv4's total length includes
+     * Largest Ethernet frame (without the virtio header): Ethernet header, one VLAN tag (4), an IPv6 header (40) and
+     * the largest IPv6 payload (65535). A GSO frame is bounded by the IP length field, and IPv4's total length includes
      * its header, so this covers both. BIG TCP jumbograms are not supported.
      */
     int MAX_FRAME_BYTES = ETH_HLEN + 4 + 40 + 65_535;
@@ -154,8 +154,8 @@ public interface TapDevice extends AutoCloseable {
 
     /**
      * Queue {@code index}: a device of its own for reading (the frames the host side steered to this queue) and
-     * writing, with its own {@link #fd()}; {@code queue(0)} is this device. Owned by this device: closing it is a no-op,
-     * {@link #close()} of this device releases every queue. The threading rule holds per queue.
+     * writing, with its own {@link #fd()}; {@code queue(0)} is this device. Owned by this device: closing it is a
+     * no-op, {@link #close()} of this device releases every queue. The threading rule holds per queue.
      *
      * @throws IndexOutOfBoundsException unless {@code 0 <= index < queueCount()}
      */
@@ -167,17 +167,17 @@ public interface TapDevice extends AutoCloseable {
     }
 
     /**
-     * The interface's MTU in bytes (Linux: {@code SIOCGIFMTU}). A {@link LinuxTap} looks the interface up by name in the
-     * calling thread's network namespace.
+     * The interface's MTU in bytes (Linux: {@code SIOCGIFMTU}). A {@link LinuxTap} looks the interface up by name in
+     * the calling thread's network namespace.
      */
     default int mtu() throws IOException {
         throw new UnsupportedOperationException("MTU not supported: device=" + name());
     }
 
     /**
-     * Sets the interface's MTU in bytes (Linux: {@code SIOCSIFMTU} on an {@code AF_INET} socket, looked up by name in the
-     * calling thread's network namespace, so call it before the interface is moved elsewhere). It bounds what the host
-     * side sends unsegmented; GSO frames are bounded by {@link #MAX_FRAME_BYTES} regardless.
+     * Sets the interface's MTU in bytes (Linux: {@code SIOCSIFMTU} on an {@code AF_INET} socket, looked up by name in
+     * the calling thread's network namespace, so call it before the interface is moved elsewhere). It bounds what the
+     * host side sends unsegmented; GSO frames are bounded by {@link #MAX_FRAME_BYTES} regardless.
      *
      * @throws IllegalArgumentException for an MTU outside {@link #MIN_MTU}..{@link #MAX_MTU}
      */

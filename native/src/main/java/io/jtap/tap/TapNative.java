@@ -18,8 +18,8 @@ final class TapNative {
         Throwable failure = null;
         try {
             if (!Platform.isLinux() || !Platform.is64Bit()) {
-                throw new UnsatisfiedLinkError("TapNative needs 64-bit Linux, running on " + System.getProperty("os.name")
-                        + " " + System.getProperty("os.arch"));
+                throw new UnsatisfiedLinkError("TapNative needs 64-bit Linux, running on "
+                        + System.getProperty("os.name") + " " + System.getProperty("os.arch"));
             }
             Native.register(TapNative.class, Platform.C_LIBRARY_NAME);
         } catch (Throwable t) {

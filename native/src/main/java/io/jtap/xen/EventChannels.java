@@ -37,10 +37,15 @@ public interface EventChannels extends AutoCloseable {
     /** Closes {@code port}, which must be bound through this handle ({@code IOCTL_EVTCHN_UNBIND}). */
     void unbind(int port) throws IOException;
 
-    /** Sends an event to the peer of {@code port}, which must be bound through this handle ({@code IOCTL_EVTCHN_NOTIFY}). */
+    /**
+     * Sends an event to the peer of {@code port}, which must be bound through this handle
+     * ({@code IOCTL_EVTCHN_NOTIFY}).
+     */
     void notify(int port) throws IOException;
 
-    /** A descriptor that polls readable ({@code POLLIN}) while a port of this handle is pending. Owned by this handle. */
+    /**
+     * A descriptor that polls readable ({@code POLLIN}) while a port of this handle is pending. Owned by this handle.
+     */
     int fd();
 
     /**

@@ -28,10 +28,10 @@ import java.nio.ByteBuffer;
  *
  * <p>Each segment copies between a local direct {@link ByteBuffer} and one foreign page (domid, ref, offset), in one
  * direction. The segments are written straight into a native block laid out as the ioctl argument
- * ({@link GrantCopySegmentDescriptor}), so filling and submitting a batch allocates nothing: {@link #clear()} and reuse.
- * Argument checks the kernel would reject the whole ioctl for (a foreign side crossing its page, a zero length) are
- * made here, at {@code add} time, as {@link IllegalArgumentException}; the hypervisor's per-segment verdicts come back
- * in {@link #status(int)}.
+ * ({@link GrantCopySegmentDescriptor}), so filling and submitting a batch allocates nothing: {@link #clear()} and
+ * reuse. Argument checks the kernel would reject the whole ioctl for (a foreign side crossing its page, a zero length)
+ * are made here, at {@code add} time, as {@link IllegalArgumentException}; the hypervisor's per-segment verdicts come
+ * back in {@link #status(int)}.
  *
  * <p>Not thread-safe: one owner (a ring's loop) fills, submits and reads it. The local buffers are referenced until
  * {@link #clear()} so they stay alive during the copy.

@@ -30,7 +30,10 @@ public final class GrantCopySegmentDescriptor {
     public static final int SEGMENT_SIZE = 24;
     public static final int SOURCE_OFFSET = 0;
     public static final int DEST_OFFSET = 8;
-    /** Within a source or dest union: {@code virt}, or {@code foreign.ref}, {@code foreign.offset}, {@code foreign.domid}. */
+    /**
+     * Within a source or dest union: {@code virt}, or {@code foreign.ref}, {@code foreign.offset},
+     * {@code foreign.domid}.
+     */
     public static final int UNION_VIRT_OFFSET = 0;
     public static final int UNION_FOREIGN_REF_OFFSET = 0;
     public static final int UNION_FOREIGN_OFFSET_OFFSET = 4;

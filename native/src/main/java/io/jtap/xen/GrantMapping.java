@@ -32,10 +32,11 @@ public interface GrantMapping extends AutoCloseable {
     boolean writable();
 
     /**
-     * Asks for an action when this mapping is unmapped, even if the process dies ({@code IOCTL_GNTDEV_SET_UNMAP_NOTIFY}):
-     * {@link GrantTable#UNMAP_NOTIFY_CLEAR_BYTE} zeroes the byte at {@code offset} (bytes from the start of the
-     * mapping; needs a writable mapping), {@link GrantTable#UNMAP_NOTIFY_SEND_EVENT} notifies {@code port}, a local
-     * port bound through an {@link EventChannels} of this process. Replaces an earlier request.
+     * Asks for an action when this mapping is unmapped, even if the process dies
+     * ({@code IOCTL_GNTDEV_SET_UNMAP_NOTIFY}): {@link GrantTable#UNMAP_NOTIFY_CLEAR_BYTE} zeroes the byte at
+     * {@code offset} (bytes from the start of the mapping; needs a writable mapping),
+     * {@link GrantTable#UNMAP_NOTIFY_SEND_EVENT} notifies {@code port}, a local port bound through an
+     * {@link EventChannels} of this process. Replaces an earlier request.
      */
     void setUnmapNotify(int action, int offset, int port) throws IOException;
 

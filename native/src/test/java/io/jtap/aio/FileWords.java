@@ -25,7 +25,9 @@ final class FileWords {
         return marker << 48 | fileOffset;
     }
 
-    /** Fills {@code length} bytes of {@code buffer} from {@code at} with the words for file offset {@code fileOffset}. */
+    /**
+     * Fills {@code length} bytes of {@code buffer} from {@code at} with the words for file offset {@code fileOffset}.
+     */
     static void fill(ByteBuffer buffer, int at, int length, long marker, long fileOffset) {
         ByteBuffer b = buffer.duplicate().order(ByteOrder.nativeOrder());
         for (int i = 0; i < length; i += 8) {
@@ -71,7 +73,9 @@ final class FileWords {
         }
     }
 
-    /** Reads {@code length} bytes of {@code path} at {@code offset} through the JDK, for checking what an engine wrote. */
+    /**
+     * Reads {@code length} bytes of {@code path} at {@code offset} through the JDK, for checking what an engine wrote.
+     */
     static ByteBuffer read(Path path, long offset, int length) throws IOException {
         ByteBuffer b = ByteBuffer.allocateDirect(length);
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {

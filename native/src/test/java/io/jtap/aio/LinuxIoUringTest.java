@@ -68,7 +68,8 @@ class LinuxIoUringTest extends BlockIoEngineContract {
         Syscalls.write(fd, new com.sun.jna.Pointer(dataAddress), 1000);
         engine.submit();
         List<Completion> got = new ArrayList<>();
-        assertTrue(Syscalls.pollIn(new int[] {engine.completionFd()}, 30_000) != 0, "the short first transfer completes");
+        assertTrue(Syscalls.pollIn(new int[] {engine.completionFd()}, 30_000) != 0,
+                "the short first transfer completes");
         assertEquals(0, engine.reap((u, r) -> got.add(new Completion(u, r))), "... and is continued, not delivered");
         assertEquals(List.of(), got);
         assertEquals(1, engine.inFlight(), "the continuation holds the slot");

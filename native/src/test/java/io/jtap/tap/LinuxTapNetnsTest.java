@@ -143,10 +143,10 @@ class LinuxTapNetnsTest {
     }
 
     /**
-     * Both directions over TCP, with the handshake done by hand from Java: SYN, SYN-ACK read from the TAP, ACK, then one
-     * 8000-byte TCP GSO frame (gso_type TCPV4, gso_size 1448, partial checksum) that the server in the namespace reads
-     * byte for byte; the server then sends 30000 bytes, which arrive on the TAP as frames with partial checksums and,
-     * since TUN_F_TSO4 is on, at least one GSO frame; the reassembled stream is exact.
+     * Both directions over TCP, with the handshake done by hand from Java: SYN, SYN-ACK read from the TAP, ACK, then
+     * one 8000-byte TCP GSO frame (gso_type TCPV4, gso_size 1448, partial checksum) that the server in the namespace
+     * reads byte for byte; the server then sends 30000 bytes, which arrive on the TAP as frames with partial checksums
+     * and, since TUN_F_TSO4 is on, at least one GSO frame; the reassembled stream is exact.
      */
     @Test
     void tcpHandshakeByHandThenGsoSegmentsBothWays() throws Exception {

@@ -101,8 +101,8 @@ public final class Netns implements AutoCloseable {
         }
         String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         if (process.exitValue() != 0) {
-            throw new IOException("command failed: exit=" + process.exitValue() + ", command=" + Arrays.toString(command)
-                    + ", output=" + output.trim());
+            throw new IOException("command failed: exit=" + process.exitValue() + ", command="
+                    + Arrays.toString(command) + ", output=" + output.trim());
         }
         return output;
     }

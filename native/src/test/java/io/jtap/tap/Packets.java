@@ -73,7 +73,9 @@ final class Packets {
         return ethernet(targetMac, senderMac, ETHERTYPE_ARP, arp.array());
     }
 
-    /** An IPv4 packet (no options, DF set) with a correct header checksum; {@code totalLength} may exceed 1500 (GSO). */
+    /**
+     * An IPv4 packet (no options, DF set) with a correct header checksum; {@code totalLength} may exceed 1500 (GSO).
+     */
     static byte[] ipv4(byte[] src, byte[] dst, int protocol, int id, byte[] l4) {
         ByteBuffer b = ByteBuffer.allocate(IPV4_HLEN + l4.length);
         b.put((byte) 0x45).put((byte) 0).putShort((short) (IPV4_HLEN + l4.length)).putShort((short) id)
@@ -314,8 +316,8 @@ final class Packets {
 
         @Override
         public String toString() {
-            return "Frame{length=" + bytes.length + ", " + header() + ", etherType=0x" + Integer.toHexString(etherType())
-                    + "}";
+            return "Frame{length=" + bytes.length + ", " + header() + ", etherType=0x"
+                    + Integer.toHexString(etherType()) + "}";
         }
     }
 }

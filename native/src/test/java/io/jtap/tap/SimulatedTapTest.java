@@ -92,7 +92,8 @@ class SimulatedTapTest extends TapDeviceContract {
     void aPartialChecksumIsCompletedForADeviceWithoutTunFCsum() throws IOException {
         byte[] src = Packets.ip("10.213.0.2");
         byte[] dst = Packets.ip("10.213.0.1");
-        byte[] udp = Packets.udp(src, dst, 1, 2, "odd length payload".getBytes(StandardCharsets.US_ASCII), Checksum.PARTIAL);
+        byte[] udp = Packets.udp(src, dst, 1, 2, "odd length payload".getBytes(StandardCharsets.US_ASCII),
+                Checksum.PARTIAL);
         byte[] eth = Packets.ethernet(new byte[6], new byte[6], Packets.ETHERTYPE_IPV4,
                 Packets.ipv4(src, dst, Packets.IPPROTO_UDP, 1, udp));
         int csumStart = TapDevice.ETH_HLEN + Packets.IPV4_HLEN;
@@ -130,8 +131,9 @@ class SimulatedTapTest extends TapDeviceContract {
     }
 
     /**
-     * A writer thread and a reader that sleeps in poll: the eventfd is readable exactly while frames wait, so the reader
-     * never misses a wake-up (a poll that times out with frames queued fails the test) and gets every frame in order.
+     * A writer thread and a reader that sleeps in poll: the eventfd is readable exactly while frames wait, so the
+     * reader never misses a wake-up (a poll that times out with frames queued fails the test) and gets every frame in
+     * order.
      */
     @Test
     void aPollingReaderNeverMissesAFrameFromAConcurrentWriter() throws Exception {

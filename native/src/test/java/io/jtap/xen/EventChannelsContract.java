@@ -41,7 +41,9 @@ public abstract class EventChannelsContract {
     /** A domid for which no domain exists. */
     protected abstract int nonexistentDomid();
 
-    /** The two ends of one channel: {@code [frontend port, backend port]}, the backend's spurious bind event drained. */
+    /**
+     * The two ends of one channel: {@code [frontend port, backend port]}, the backend's spurious bind event drained.
+     */
     private int[] connect(EventChannels frontend, EventChannels backend) throws IOException {
         int frontendPort = frontend.bindUnboundPort(backendDomid());
         int backendPort = backend.bindInterdomain(frontendDomid(), frontendPort);

@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import io.jtap.xen.XenStorePermission.Access;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;

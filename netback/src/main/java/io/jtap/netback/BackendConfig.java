@@ -58,7 +58,8 @@ public record BackendConfig(String frontend, int frontendId, int handle, String 
         }
         int mtu = (int) FrontendConfig.readUnsigned(xs, backend + "/mtu", ETH_DATA_LEN, 65535);
         if (mtu < MIN_MTU) {
-            throw new BadXenStoreValueException(backend + "/mtu", Integer.toString(mtu), "below the minimum " + MIN_MTU);
+            throw new BadXenStoreValueException(backend + "/mtu", Integer.toString(mtu),
+                    "below the minimum " + MIN_MTU);
         }
         return new BackendConfig(frontend.get(), domid, handle, tapName, mac, creditBytes, creditUsec, mtu);
     }

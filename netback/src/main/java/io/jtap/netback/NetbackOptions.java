@@ -11,8 +11,8 @@ import java.util.function.LongSupplier;
  *                         tests inject their own)
  * @param rxQueueBytes     frames waiting for rx buffers, per queue, before netback stops reading the TAP (Linux:
  *                         {@code XENVIF_RX_QUEUE_BYTES}, half a ring of pages)
- * @param rxDrainTimeoutNs a frame that waited this long for rx buffers is dropped (Linux: {@code rx_drain_timeout_msecs},
- *                         10 s)
+ * @param rxDrainTimeoutNs a frame that waited this long for rx buffers is dropped (Linux:
+ *                         {@code rx_drain_timeout_msecs}, 10 s)
  * @param idlePollMs       longest sleep of an idle queue thread before it looks again (a safety net; events wake it)
  */
 public record NetbackOptions(int maxQueues, LongSupplier clockNs, long rxQueueBytes, long rxDrainTimeoutNs,

@@ -2,7 +2,6 @@ package io.jtap.netback;
 
 import io.jtap.xen.XenPlatform;
 import io.jtap.xen.XenStore;
-import io.jtap.xen.XenStoreException;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.HashSet;

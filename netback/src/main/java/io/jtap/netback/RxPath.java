@@ -247,7 +247,8 @@ final class RxPath implements AutoCloseable {
             if (canTakePartial) {
                 rxFlags = NETRXF_csum_blank | NETRXF_data_validated;
             } else if (!FrameHeaders.completeChecksum(frames, eth, ethLength,
-                    VirtioNetHeaderDescriptor.csumStart(frames, pos), VirtioNetHeaderDescriptor.csumOffset(frames, pos))) {
+                    VirtioNetHeaderDescriptor.csumStart(frames, pos),
+                    VirtioNetHeaderDescriptor.csumOffset(frames, pos))) {
                 vif.stats.rxDropped.increment();
                 return DROPPED;
             }

@@ -22,7 +22,10 @@ public interface TapFactory {
         return open(name);
     }
 
-    /** The daemon's factory: a multi-queue {@link LinuxTap} ({@code IFF_MULTI_QUEUE}) when more than one queue is allowed. */
+    /**
+     * The daemon's factory: a multi-queue {@link LinuxTap} ({@code IFF_MULTI_QUEUE}) when more than one queue is
+     * allowed.
+     */
     static TapFactory linux() {
         return new TapFactory() {
             @Override

@@ -14,9 +14,9 @@ import java.util.List;
 
 /**
  * One queue of a connected vif: its tx and rx rings (grant-mapped), its event channel(s), and the thread that serves
- * them in a duty cycle ({@link #doWork()}), sleeping in {@code poll} on the event-channel fd, a {@link WakeupFd} and the
- * TAP fd it reads (its own TAP queue's with a multi-queue TAP, else the TAP's for queue 0). Owns everything it maps and binds; {@link #close()} stops the thread first and then releases
- * them, so no mapping or port outlives the queue.
+ * them in a duty cycle ({@link #doWork()}), sleeping in {@code poll} on the event-channel fd, a {@link WakeupFd} and
+ * the TAP fd it reads (its own TAP queue's with a multi-queue TAP, else the TAP's for queue 0). Owns everything it maps
+ * and binds; {@link #close()} stops the thread first and then releases them, so no mapping or port outlives the queue.
  */
 final class VifQueue implements AutoCloseable {
     private final VifDevice vif;

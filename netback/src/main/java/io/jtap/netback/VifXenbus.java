@@ -148,7 +148,9 @@ public final class VifXenbus implements AutoCloseable {
         state = XenbusState.InitWait;
     }
 
-    /** Re-reads the frontend's state and hotplug-status and moves the backend state machine (Linux frontend_changed). */
+    /**
+     * Re-reads the frontend's state and hotplug-status and moves the backend state machine (Linux frontend_changed).
+     */
     void refresh() {
         if (closed || config == null || state == XenbusState.Unknown) {
             return;

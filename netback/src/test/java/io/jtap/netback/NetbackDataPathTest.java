@@ -2,7 +2,6 @@ package io.jtap.netback;
 
 import static io.jtap.tap.VirtioNetHeaderDescriptor.VIRTIO_NET_HDR_F_DATA_VALID;
 import static io.jtap.tap.VirtioNetHeaderDescriptor.VIRTIO_NET_HDR_F_NEEDS_CSUM;
-import static io.jtap.tap.VirtioNetHeaderDescriptor.VIRTIO_NET_HDR_GSO_NONE;
 import static io.jtap.tap.VirtioNetHeaderDescriptor.VIRTIO_NET_HDR_GSO_TCPV4;
 import static io.jtap.tap.VirtioNetHeaderDescriptor.VIRTIO_NET_HDR_GSO_TCPV6;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -59,7 +58,8 @@ class NetbackDataPathTest {
     }
 
     private static byte[] udpToHost(int length, int tag, Checksum how) {
-        return TestFrames.udp4(HOST_MAC, GUEST_MAC, GUEST_IP, HOST_IP, 1000, 2000, TestFrames.payload(length, tag), how);
+        return TestFrames.udp4(HOST_MAC, GUEST_MAC, GUEST_IP, HOST_IP, 1000, 2000, TestFrames.payload(length, tag),
+                how);
     }
 
     private static byte[] udpToGuest(int length, int tag, int sport) {

@@ -36,12 +36,12 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
- * netback against the real Linux network stack: the daemon's wiring ({@code NetbackService} with {@code LinuxTap::open})
- * creates the vif's TAP for a simulated guest; the test moves it into a network namespace of its own (10.214.0.1/24,
- * the guest being 10.214.0.2), and the simulated netfront speaks UDP and a hand-made TCP through the Xen rings while
- * Python sockets in the namespace are the kernel's users. Frames from the guest carry partial checksums and TCP GSO;
- * frames to the guest come from the kernel with partial checksums and GSO, which netback hands over as csum_blank and
- * GSO extras. Nothing leaves the namespace.
+ * netback against the real Linux network stack: the daemon's wiring ({@code NetbackService} with
+ * {@code LinuxTap::open}) creates the vif's TAP for a simulated guest; the test moves it into a network namespace of
+ * its own (10.214.0.1/24, the guest being 10.214.0.2), and the simulated netfront speaks UDP and a hand-made TCP
+ * through the Xen rings while Python sockets in the namespace are the kernel's users. Frames from the guest carry
+ * partial checksums and TCP GSO; frames to the guest come from the kernel with partial checksums and GSO, which netback
+ * hands over as csum_blank and GSO extras. Nothing leaves the namespace.
  *
  * <p>Runs in CI (CI=true) as root and fails there when it cannot; elsewhere it skips without root.
  */
@@ -129,8 +129,8 @@ class NetbackNetnsTest {
     @Test
     void udpFromTheNamespaceReachesTheGuest() throws Exception {
         byte[] payload = "jtap netback: from the namespace to the guest".getBytes(StandardCharsets.US_ASCII);
-        NsProcess sender = ns.start("python3", "-u", "-c", NetnsScripts.UDP_SENDER, NS_IP, "6000", GUEST_IP_TEXT, "6001",
-                HexFormat.of().formatHex(payload));
+        NsProcess sender = ns.start("python3", "-u", "-c", NetnsScripts.UDP_SENDER, NS_IP, "6000", GUEST_IP_TEXT,
+                "6001", HexFormat.of().formatHex(payload));
         RxPacket p = awaitRx(f -> isIpv4(f, 17) && dstPort(f) == 6001);
         byte[] frame = p.frame();
         assertArrayEquals(payload, Arrays.copyOfRange(frame, ETH_IP + 8, ETH_IP + 8 + payload.length));

@@ -195,7 +195,8 @@ class TxFuzzTest {
                 victim.assertNoViolations();
                 neighbour.assertNoViolations();
             }
-            System.out.println("TxFuzzTest: seed=" + seed + ", rounds=" + rounds + ", halted=" + halted + " " + reasons);
+            System.out.println("TxFuzzTest: seed=" + seed + ", rounds=" + rounds + ", halted=" + halted + " "
+                    + reasons);
         } catch (AssertionError | RuntimeException e) {
             throw new AssertionError("seed=" + seed + ": " + e.getMessage(), e);
         }

@@ -93,8 +93,8 @@ class VifXenbusTest {
             assertEquals(options.splitChannels(), f.splitChannels());
             assertEquals(expectedOffload, h.taps.get(vif.tapName().orElseThrow()).offload(), name);
             // One packet each way on queue 0.
-            byte[] frame = TestFrames.udp4(HOST_MAC, GUEST_MAC, TestFrames.ip4(10, 0, 0, 2), TestFrames.ip4(10, 0, 0, 1),
-                    1000, 2000, TestFrames.payload(100, 1), TestFrames.Checksum.FULL);
+            byte[] frame = TestFrames.udp4(HOST_MAC, GUEST_MAC, TestFrames.ip4(10, 0, 0, 2),
+                    TestFrames.ip4(10, 0, 0, 1), 1000, 2000, TestFrames.payload(100, 1), TestFrames.Checksum.FULL);
             f.send(0, frame, TxPacket.plain());
             ByteBuffer got = NetbackHarness.readFrame(h.host(f));
             assertEquals(12 + frame.length, got.remaining());
@@ -181,7 +181,8 @@ class VifXenbusTest {
             SimulatedTap host = h.host(f);
             for (int round = 0; round < 3; round++) {
                 byte[] frame = TestFrames.udp4(HOST_MAC, GUEST_MAC, TestFrames.ip4(10, 0, 0, 2),
-                        TestFrames.ip4(10, 0, 0, 1), 1000, 2000, TestFrames.payload(200, round), TestFrames.Checksum.FULL);
+                        TestFrames.ip4(10, 0, 0, 1), 1000, 2000, TestFrames.payload(200, round),
+                        TestFrames.Checksum.FULL);
                 f.send(0, frame, TxPacket.plain());
                 ByteBuffer got = NetbackHarness.readFrame(host);
                 got.position(12);
@@ -190,7 +191,8 @@ class VifXenbusTest {
                 assertTrue(Arrays.equals(frame, bytes), "round " + round);
                 f.awaitTx(0, 1, NetbackHarness.WAIT);
                 byte[] back = TestFrames.udp4(GUEST_MAC, HOST_MAC, TestFrames.ip4(10, 0, 0, 1),
-                        TestFrames.ip4(10, 0, 0, 2), 2000, 1000, TestFrames.payload(300, round), TestFrames.Checksum.FULL);
+                        TestFrames.ip4(10, 0, 0, 2), 2000, 1000, TestFrames.payload(300, round),
+                        TestFrames.Checksum.FULL);
                 host.write(TestFrames.withHeader(back, 0, 0, 0, 0, 0, 0));
                 var rx = f.awaitRxAnyQueue(1, NetbackHarness.WAIT);
                 assertTrue(rx.stream().flatMap(List::stream).anyMatch(p -> Arrays.equals(back, p.frame())));

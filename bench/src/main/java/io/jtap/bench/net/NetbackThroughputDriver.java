@@ -24,9 +24,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * directly in the same process. One run measures, for 64-byte frames, 1514-byte frames and 64 KiB TCP GSO frames:
  * guest → TAP (a {@link SimulatedNetfront} sends on its tx ring, netback copies with grant copy and writes the TAP,
  * a host thread reads the TAP) against a thread writing the frames straight into the TAP; and TAP → guest (a host
- * thread writes the TAP, netback places the frames into posted rx buffers, the guest consumes the responses and reposts)
- * against a thread reading the frames straight from the TAP. Both sides use {@link SimulatedTap}, so the ratio is
- * netback's cost (rings, grant copy, events, headers) over the TAP queue's own cost. Where a Linux TAP can be made
+ * thread writes the TAP, netback places the frames into posted rx buffers, the guest consumes the responses and
+ * reposts) against a thread reading the frames straight from the TAP. Both sides use {@link SimulatedTap}, so the ratio
+ * is netback's cost (rings, grant copy, events, headers) over the TAP queue's own cost. Where a Linux TAP can be made
  * (root), guest → TAP is measured once more into a real TAP (up, in a namespace of its own; the frames are addressed
  * to a MAC nobody has, so the kernel takes them in and drops them) against writing the same frames into a real TAP
  * directly. (TAP → guest with a real TAP would need a kernel-side source as fast as the path under test; the

@@ -59,7 +59,8 @@ public final class LibC {
         Throwable failure = null;
         try {
             if (!Platform.isLinux()) {
-                throw new UnsatisfiedLinkError("jtap's native layer needs Linux, running on " + System.getProperty("os.name"));
+                throw new UnsatisfiedLinkError("jtap's native layer needs Linux, running on "
+                        + System.getProperty("os.name"));
             }
             Native.register(LibC.class, Platform.C_LIBRARY_NAME);
         } catch (Throwable t) {
@@ -127,8 +128,8 @@ public final class LibC {
 
     // ---- io.jtap.aio: io_uring and positional vectored IO ----
     // These natives do not throw: they return -1 and leave errno for Native.getLastError(), so a hot path that meets
-    // an expected errno (EAGAIN on an eventfd, EINTR) allocates nothing. io.jtap.aio.AioSyscalls turns them into -errno.
-    // Pointers are passed as long addresses (LP64 only; the aio engines check Native.POINTER_SIZE == 8).
+    // an expected errno (EAGAIN on an eventfd, EINTR) allocates nothing. io.jtap.aio.AioSyscalls turns them into
+    // -errno. Pointers are passed as long addresses (LP64 only; the aio engines check Native.POINTER_SIZE == 8).
 
     /** {@code O_DIRECT} from the kernel's {@code asm/fcntl.h}: 0x4000 on x86-64, 0x10000 on arm64. */
     public static final int O_DIRECT = Platform.ARCH.startsWith("aarch64") || Platform.ARCH.startsWith("arm") ? 0x10000

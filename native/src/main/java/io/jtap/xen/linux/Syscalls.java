@@ -103,8 +103,8 @@ public final class Syscalls {
         try {
             return LibC.mmap(addr, new NativeLong(length), prot, flags, fd, new NativeLong(offset));
         } catch (LastErrorException e) {
-            throw new ErrnoException("mmap(length=" + length + ", prot=" + prot + ", flags=0x" + Integer.toHexString(flags)
-                    + ", fd=" + fd + ", offset=" + offset + ")", e.getErrorCode());
+            throw new ErrnoException("mmap(length=" + length + ", prot=" + prot + ", flags=0x"
+                    + Integer.toHexString(flags) + ", fd=" + fd + ", offset=" + offset + ")", e.getErrorCode());
         }
     }
 

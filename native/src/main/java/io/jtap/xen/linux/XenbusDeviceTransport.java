@@ -16,7 +16,8 @@ final class XenbusDeviceTransport implements XenStoreTransport {
     private final Path path;
     private final int fd;
     private final int wakeFd;
-    private final Memory readBuffer = new Memory(XsWireDescriptor.HEADER_LENGTH + XsWireDescriptor.XENSTORE_PAYLOAD_MAX);
+    private final Memory readBuffer =
+            new Memory(XsWireDescriptor.HEADER_LENGTH + XsWireDescriptor.XENSTORE_PAYLOAD_MAX);
     private final Object writeLock = new Object();
     private volatile boolean closed;
     private boolean fdsClosed;

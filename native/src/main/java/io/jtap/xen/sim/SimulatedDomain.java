@@ -88,7 +88,7 @@ public final class SimulatedDomain {
         return xen;
     }
 
-    // --- Memory -------------------------------------------------------------------------------------------------------
+    // --- Memory ------------------------------------------------------------------------------------------------------
 
     /**
      * Allocates {@code count} fresh zeroed pages of this domain's memory, contiguous in its view and in frame numbers.
@@ -121,7 +121,8 @@ public final class SimulatedDomain {
             Syscalls.mmap(new Pointer(frameAddress(firstFrame)), length, LibC.PROT_READ | LibC.PROT_WRITE,
                     LibC.MAP_SHARED | LibC.MAP_FIXED, memfd, firstFrame * GrantTable.PAGE_SIZE);
             allocatedPages += count;
-            return new GuestPages(this, firstFrame, count, new Pointer(frameAddress(firstFrame)).getByteBuffer(0, length));
+            return new GuestPages(this, firstFrame, count,
+                    new Pointer(frameAddress(firstFrame)).getByteBuffer(0, length));
         }
     }
 
@@ -150,7 +151,7 @@ public final class SimulatedDomain {
         }
     }
 
-    // --- Grant table --------------------------------------------------------------------------------------------------
+    // --- Grant table -------------------------------------------------------------------------------------------------
 
     /**
      * Grants {@code toDomid} access to {@code frame} of this domain (Linux {@code gnttab_grant_foreign_access}).
@@ -288,7 +289,7 @@ public final class SimulatedDomain {
         }
     }
 
-    // --- Event-channel ports --------------------------------------------------------------------------------------------
+    // --- Event-channel ports -----------------------------------------------------------------------------------------
 
     /** Allocates the lowest free port (ports start at 1); called with xen.lock held. */
     SimulatedPort allocatePort(SimulatedEventChannels owner, String call) throws ErrnoException {
@@ -317,7 +318,7 @@ public final class SimulatedDomain {
         ports.remove(port);
     }
 
-    // --- Handles ------------------------------------------------------------------------------------------------------
+    // --- Handles -----------------------------------------------------------------------------------------------------
 
     /** Opens this domain's view of others' grants (an open of {@code /dev/xen/gntdev} in this domain). */
     public SimulatedGrantTable openGrantTable() {

@@ -49,7 +49,8 @@ public final class SimulatedEventChannels implements EventChannels {
 
     @Override
     public int bindInterdomain(int remoteDomid, int remotePort) throws IOException {
-        String call = "IOCTL_EVTCHN_BIND_INTERDOMAIN(remote_domain=" + remoteDomid + ", remote_port=" + remotePort + ")";
+        String call = "IOCTL_EVTCHN_BIND_INTERDOMAIN(remote_domain=" + remoteDomid + ", remote_port=" + remotePort
+                + ")";
         synchronized (xen.lock) {
             ensureOpen();
             SimulatedDomain remote = xen.liveDomain(remoteDomid);

@@ -119,10 +119,14 @@ class KernelUapiLayoutTest {
         e.put("IOCTL_GNTALLOC_ALLOC_GREF", LinuxGntallocFrontend.IOCTL_GNTALLOC_ALLOC_GREF);
         e.put("IOCTL_GNTALLOC_DEALLOC_GREF", LinuxGntallocFrontend.IOCTL_GNTALLOC_DEALLOC_GREF);
         e.put("sizeof(struct ioctl_gntalloc_alloc_gref)", (long) LinuxGntallocFrontend.ALLOC_GREF_SIZE);
-        e.put("offsetof(struct ioctl_gntalloc_alloc_gref, domid)", (long) LinuxGntallocFrontend.ALLOC_GREF_DOMID_OFFSET);
-        e.put("offsetof(struct ioctl_gntalloc_alloc_gref, flags)", (long) LinuxGntallocFrontend.ALLOC_GREF_FLAGS_OFFSET);
-        e.put("offsetof(struct ioctl_gntalloc_alloc_gref, count)", (long) LinuxGntallocFrontend.ALLOC_GREF_COUNT_OFFSET);
-        e.put("offsetof(struct ioctl_gntalloc_alloc_gref, index)", (long) LinuxGntallocFrontend.ALLOC_GREF_INDEX_OFFSET);
+        e.put("offsetof(struct ioctl_gntalloc_alloc_gref, domid)",
+                (long) LinuxGntallocFrontend.ALLOC_GREF_DOMID_OFFSET);
+        e.put("offsetof(struct ioctl_gntalloc_alloc_gref, flags)",
+                (long) LinuxGntallocFrontend.ALLOC_GREF_FLAGS_OFFSET);
+        e.put("offsetof(struct ioctl_gntalloc_alloc_gref, count)",
+                (long) LinuxGntallocFrontend.ALLOC_GREF_COUNT_OFFSET);
+        e.put("offsetof(struct ioctl_gntalloc_alloc_gref, index)",
+                (long) LinuxGntallocFrontend.ALLOC_GREF_INDEX_OFFSET);
         e.put("offsetof(struct ioctl_gntalloc_alloc_gref, gref_ids)",
                 (long) LinuxGntallocFrontend.ALLOC_GREF_GREF_IDS_OFFSET);
         e.put("sizeof(struct ioctl_gntalloc_dealloc_gref)", (long) LinuxGntallocFrontend.DEALLOC_GREF_SIZE);

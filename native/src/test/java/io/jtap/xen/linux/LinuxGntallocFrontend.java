@@ -20,7 +20,10 @@ import java.util.List;
  */
 final class LinuxGntallocFrontend implements GrantingFrontend, AutoCloseable {
     static final String DEVICE = "/dev/xen/gntalloc";
-    /** struct ioctl_gntalloc_alloc_gref: __u16 domid @0; __u16 flags @2; __u32 count @4; __u64 index @8; __u32 gref_ids[] @16. */
+    /**
+     * struct ioctl_gntalloc_alloc_gref: __u16 domid @0; __u16 flags @2; __u32 count @4; __u64 index @8; __u32
+     * gref_ids[] @16.
+     */
     static final int ALLOC_GREF_SIZE = 24;
     static final int ALLOC_GREF_DOMID_OFFSET = 0;
     static final int ALLOC_GREF_FLAGS_OFFSET = 2;

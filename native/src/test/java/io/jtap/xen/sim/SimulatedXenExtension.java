@@ -45,7 +45,8 @@ public final class SimulatedXenExtension implements BeforeEachCallback, AfterEac
     public Object resolveParameter(ParameterContext parameter, ExtensionContext context) {
         SimulatedXen xen = context.getStore(NAMESPACE).get(SimulatedXen.class, SimulatedXen.class);
         if (xen == null) {
-            throw new IllegalStateException("SimulatedXen is only available to tests and @BeforeEach/@AfterEach methods");
+            throw new IllegalStateException(
+                    "SimulatedXen is only available to tests and @BeforeEach/@AfterEach methods");
         }
         return xen;
     }

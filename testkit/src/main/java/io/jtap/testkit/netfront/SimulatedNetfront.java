@@ -340,8 +340,8 @@ public final class SimulatedNetfront implements AutoCloseable {
     // --- tx ---------------------------------------------------------------------------------------------------------
 
     /**
-     * Sends one packet on {@code queue}: slots as {@code how} cuts them, the GSO extra after the first slot, each slot a
-     * page granted read-only to dom0 for the time the request is in flight.
+     * Sends one packet on {@code queue}: slots as {@code how} cuts them, the GSO extra after the first slot, each slot
+     * a page granted read-only to dom0 for the time the request is in flight.
      *
      * @return the ids used, first slot first
      */
