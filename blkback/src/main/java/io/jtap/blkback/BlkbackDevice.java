@@ -81,7 +81,7 @@ public final class BlkbackDevice implements AutoCloseable {
     private volatile long sectors;
     private volatile XenbusState state = XenbusState.Unknown;
     private volatile String lastError;
-    private boolean online = true;
+    private volatile boolean online = true;
     private boolean closed;
 
     /**
@@ -124,6 +124,25 @@ public final class BlkbackDevice implements AutoCloseable {
     }
 
     /** The state this backend last published. */
+    /**
+     * Whether the directory at this device's path now belongs to a new device (the service then restarts it): this
+     * device went offline, which is final for it, or its {@code state} node reads Initialising although this device
+     * had written a later state there (a toolstack removed the directory and wrote it afresh, as for a detach and an
+     * attach in one transaction). A device still starting (Unknown, Initialising) is never superseded: a creation
+     * event that arrives after it started is not a new device.
+     */
+    boolean superseded() throws IOException {
+        if (!online) {
+            return true;
+        }
+        XenbusState mine = state;
+        if (mine == XenbusState.Unknown || mine == XenbusState.Initialising) {
+            return false;
+        }
+        Optional<String> s = read("state");
+        return s.isPresent() && s.get().trim().equals(XenbusState.Initialising.toXenStore());
+    }
+
     public XenbusState state() {
         return state;
     }

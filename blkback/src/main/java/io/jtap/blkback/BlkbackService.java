@@ -28,8 +28,10 @@ import java.util.concurrent.TimeUnit;
  * <p>A device directory removed and created again at the same path between two rescans (a detach followed at once
  * by an attach of the same devid, or both in one transaction) is a new device: the watch event naming the directory
  * itself (xenstored fires it for the directory's creation and its removal, not for writes below it) marks the key,
- * and the next rescan closes the old device and starts a new one (Linux: {@code xenbus_dev_changed} on the event's
- * path). Children's events never restart a device.
+ * and the next rescan closes the old device and starts a new one if the old one is finished or its directory was
+ * written afresh ({@link BlkbackDevice#superseded()}; Linux: {@code xenbus_dev_changed} on the event's path). A
+ * creation event that arrives after its device started, as libxl's usually do, restarts nothing. Children's events
+ * never restart a device.
  *
  * <p>Owns one xenstore connection, the bounded worker pool that runs image IO for all devices, the budget of pages
  * their rings may keep mapped persistently ({@link BlkbackConfig#maxPersistentGrantsTotal()}), and the devices.
@@ -128,6 +130,16 @@ public final class BlkbackService implements AutoCloseable {
         return rest.chars().filter(c -> c == '/').count() <= 1 ? rest : null;
     }
 
+    /** {@link BlkbackDevice#superseded()}, true when it cannot tell (xenstore failing: start afresh). */
+    private static boolean superseded(BlkbackDevice d) {
+        try {
+            return d.superseded();
+        } catch (IOException | RuntimeException e) {
+            LOG.log(Level.WARNING, "cannot tell whether " + d.backendPath() + " is a new device: " + e.getMessage());
+            return true;
+        }
+    }
+
     private static boolean covers(Set<String> touchedKeys, String key) {
         for (String t : touchedKeys) {
             if (t.isEmpty() || key.equals(t) || key.startsWith(t + "/")) {
@@ -156,7 +168,7 @@ public final class BlkbackService implements AutoCloseable {
         }
         for (String key : List.copyOf(devices.keySet())) {
             boolean gone = !present.contains(key);
-            if (gone || covers(recreated, key)) {
+            if (gone || covers(recreated, key) && superseded(devices.get(key))) {
                 BlkbackDevice d = devices.remove(key);
                 try {
                     d.close();

@@ -17,6 +17,7 @@ import java.time.Duration;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 
 /** The service picks up devices as the toolstack adds them, serves them, and lets go when they are removed. */
 @ExtendWith(SimulatedXenExtension.class)
@@ -96,6 +97,45 @@ class BlkbackServiceTest {
                 f.disconnect();
             }
             assertEquals(b.toString(), xs.readString(be + "/params").orElseThrow());
+            SimulatedToolstack.removeVbd(xs, be, g.domid(), 51712);
+        }
+    }
+
+    /**
+     * xenstored fires creation events for a device directory and for its domain's directory when the toolstack's
+     * transaction commits, and they can reach the service after the device has started (with oxenstored in the
+     * e2e testbed they did, and every device restarted in the middle of its handshake). Such an event, for a device
+     * whose directory was not written afresh, must leave the device and its connected frontend alone.
+     */
+    @Test
+    void aLateCreationEventRestartsNothing(SimulatedXen xen, @TempDir Path dir) throws Exception {
+        Path a = dir.resolve("a.raw");
+        ImageFormats.defaults().get("raw").create(a, CreateOptions.ofSize(1 << 20));
+        try (BlkbackService service = new BlkbackService(xen.platform(0), "vbd", BlkbackConfig.defaults(),
+                ImageFormats.defaults(), 2);
+             XenStore xs = xen.platform(0).openXenStore()) {
+            service.start();
+            SimulatedDomain g = xen.createDomain("g");
+            String be = SimulatedToolstack.addVbd(xs, g.domid(), 51712, a.toString(), "w", "disk");
+            try (SimulatedBlkfront f = new SimulatedBlkfront(xen, g, 51712, SimulatedBlkfront.Features.defaults())) {
+                f.connect();
+                String key = g.domid() + "/51712";
+                BlkbackDevice before = service.devices().get(key);
+                byte[] data = BlkbackFixture.pattern(0, 4096, 3);
+                f.write(0, 0, data);
+                // Events naming the device's directory and its domain's directory, as a late creation event does.
+                xs.write(be, "");
+                xs.write(be.substring(0, be.lastIndexOf('/')), "");
+                // A later event behind them: once it has been handled, so have they (one service thread, in order).
+                xs.write(be + "/jtap-test-marker", "1");
+                long deadline = System.nanoTime() + Duration.ofSeconds(2).toNanos();
+                while (System.nanoTime() < deadline && service.devices().get(key) == before) {
+                    Thread.sleep(10);
+                }
+                assertSame(before, service.devices().get(key), "the device was restarted");
+                assertArrayEquals(data, f.read(0, 0, 8), "the connected frontend is still served");
+                f.disconnect();
+            }
             SimulatedToolstack.removeVbd(xs, be, g.domid(), 51712);
         }
     }
