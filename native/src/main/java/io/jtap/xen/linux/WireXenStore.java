@@ -34,6 +34,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -45,7 +46,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * {@code /dev/xen/xenbus}.
  *
  * <p>Threads: any number of callers issue requests concurrently; each request gets its own req_id and waits for the
- * reply with that id. One reader thread per connection reads every message: replies complete their waiting request,
+ * reply with that id. Over {@code /dev/xen/xenbus} only one request is in flight at a time (the others wait
+ * their turn), because the kernel reads a request's body from the file's one buffer after the {@code write} has
+ * returned ({@link XenStoreTransport#pipelines()}). One reader thread per connection reads every message: replies
+ * complete their waiting request,
  * XS_WATCH_EVENT messages (req_id 0, "path\0token\0") go to the delivery thread, which calls the listener registered
  * for the token. A watch's listener is registered <em>before</em> its XS_WATCH is sent, because nothing orders an
  * event before or after the reply to the request that caused it.
@@ -67,6 +71,8 @@ public final class WireXenStore implements XenStore {
     private final AtomicInteger nextReqId = new AtomicInteger(1);
     private final AtomicLong nextToken = new AtomicLong();
     private final Map<Integer, CompletableFuture<Message>> pending = new ConcurrentHashMap<>();
+    /** One request in flight at a time on a transport that cannot pipeline ({@link XenStoreTransport#pipelines()}). */
+    private final Semaphore oneInFlight = new Semaphore(1, true);
     private final Map<String, WireWatch> watches = new ConcurrentHashMap<>();
     private final AtomicInteger openTransactions = new AtomicInteger();
     private final ExecutorService delivery;
@@ -350,6 +356,15 @@ public final class WireXenStore implements XenStore {
             throw new XenStoreException(operation, path, XenStoreException.E2BIG,
                     "payload=" + payload.length + " exceeds XENSTORE_PAYLOAD_MAX=" + XENSTORE_PAYLOAD_MAX);
         }
+        boolean serial = !transport.pipelines();
+        if (serial) {
+            try {
+                oneInFlight.acquire();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new InterruptedIOException("interrupted waiting to send a xenstore request: " + operation);
+            }
+        }
         int reqId = nextReqId.getAndIncrement();
         CompletableFuture<Message> reply = new CompletableFuture<>();
         pending.put(reqId, reply);
@@ -373,6 +388,9 @@ public final class WireXenStore implements XenStore {
             return m;
         } finally {
             pending.remove(reqId);
+            if (serial) {
+                oneInFlight.release();
+            }
         }
     }
 

@@ -15,6 +15,18 @@ interface XenStoreTransport extends AutoCloseable {
     /** Writes all of {@code message} (one whole wire message). */
     void write(ByteBuffer message) throws IOException;
 
+    /**
+     * Whether several requests may be in flight at once. xenstored's socket buffers each whole message; Linux's
+     * {@code /dev/xen/xenbus} does not: it queues a request with its body still in the file's one message buffer
+     * ({@code xenbus_dev_request_and_reply}: {@code vec->iov_base = msg + 1}) and the xenbus thread copies the body
+     * to the ring later, so a second {@code write} before that overwrites the first request's body (libxenstore never
+     * sees this: it keeps one request in flight per handle). The connection then waits for each reply before it
+     * writes the next request.
+     */
+    default boolean pipelines() {
+        return true;
+    }
+
     /** For messages, e.g. "socket /run/xenstored/socket". */
     String describe();
 

@@ -81,6 +81,12 @@ final class XenbusDeviceTransport implements XenStoreTransport {
         }
     }
 
+    /** No: see {@link XenStoreTransport#pipelines()}. */
+    @Override
+    public boolean pipelines() {
+        return false;
+    }
+
     @Override
     public String describe() {
         return "device " + path;
