@@ -179,4 +179,23 @@ class JtapImgCliTest {
             org.junit.jupiter.api.Assertions.assertArrayEquals(data, Files.readAllBytes(back), mode);
         }
     }
+
+    /** Help lists every subcommand, although a command line naming one registers only that one. */
+    @Test
+    void helpListsEverySubcommand() {
+        Run r = JtapImgRunner.ok("--help");
+        for (String c : new String[] {"create", "info", "check", "convert", "compare", "map", "measure", "resize",
+            "rebase", "commit", "snapshot"}) {
+            assertTrue(r.out().contains("\n  " + c + " "), c + " missing from help: " + r);
+        }
+        Run sub = JtapImgRunner.run("convert", "--bogus", "a", "b");
+        assertEquals(1, sub.exit(), sub.toString());
+        assertTrue(sub.err().contains("Try 'jtap-img convert --help'"), sub.toString());
+    }
+
+    /** The launcher's class-data-sharing training run: every command it runs succeeds (else no archive). */
+    @Test
+    void cdsTrainingRunsEveryCommand() throws Exception {
+        CdsTraining.main(new String[0]);
+    }
 }
