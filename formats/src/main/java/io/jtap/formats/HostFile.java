@@ -3,6 +3,7 @@ package io.jtap.formats;
 import com.sun.nio.file.ExtendedOpenOption;
 import io.jtap.formats.internal.LibC;
 import io.jtap.formats.internal.NativeFiles;
+import io.jtap.formats.internal.Zeros;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -196,9 +197,7 @@ public final class HostFile implements AutoCloseable {
         while (dst.hasRemaining()) {
             int n = channel.read(dst, pos);
             if (n < 0) {
-                while (dst.hasRemaining()) {
-                    dst.put((byte) 0);
-                }
+                Zeros.fill(dst);
                 return;
             }
             pos += n;

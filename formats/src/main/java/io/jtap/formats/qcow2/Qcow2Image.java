@@ -13,6 +13,7 @@ import io.jtap.formats.ImageFormat;
 import io.jtap.formats.OpenOptions;
 import io.jtap.formats.WriteMapping;
 import io.jtap.formats.internal.RangeCheck;
+import io.jtap.formats.internal.Zeros;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -537,9 +538,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
     }
 
     private static void fillZero(ByteBuffer b) {
-        while (b.hasRemaining()) {
-            b.put((byte) 0);
-        }
+        Zeros.fill(b);
     }
 
     private void readCompressed(long offset, ByteBuffer dst) throws IOException {
