@@ -88,6 +88,15 @@ public interface Image extends AutoCloseable {
     }
 
     /**
+     * A hint from a writer that writes each range once and in large pieces (a conversion's target): the image may
+     * allocate host space explicitly before each write instead of leaving it to the file system's delayed allocation
+     * (see {@link HostFile#allocateBeforeWrites}). Changes no contents and no allocation that the writes would not
+     * make. The default does nothing.
+     */
+    default void allocateBeforeWrites() throws IOException {
+    }
+
+    /**
      * Tells the image that the range's contents are no longer needed. Advisory: afterwards the range reads as
      * zeros, as the backing image, or unchanged — use {@link #writeZeroes} for a defined result. Parts of the range
      * smaller than the format's allocation unit may be ignored. Fallback for formats that cannot free space: no-op.

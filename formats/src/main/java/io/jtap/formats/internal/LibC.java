@@ -5,7 +5,8 @@ import com.sun.jna.Native;
 import com.sun.jna.Platform;
 
 /**
- * The four libc calls the format plugins need ({@code open}, {@code close}, {@code fallocate}, {@code lseek}), bound
+ * The libc calls the format plugins need ({@code open}, {@code close}, {@code fallocate}, {@code lseek},
+ * {@code ftruncate}), bound
  * with JNA direct mapping. Raw: every call throws {@link LastErrorException}; {@link NativeFiles} names the call
  * in an {@link java.io.IOException}. {@code off_t} is mapped to Java {@code long}: 64-bit Linux only, which
  * {@link #loadFailure()} enforces.
@@ -71,6 +72,8 @@ public final class LibC {
     static native int fallocate(int fd, int mode, long offset, long length) throws LastErrorException;
 
     static native long lseek(int fd, long offset, int whence) throws LastErrorException;
+
+    static native int ftruncate(int fd, long length) throws LastErrorException;
 
     static native String strerror(int errnum);
 }

@@ -78,6 +78,15 @@ public final class NativeFiles {
         }
     }
 
+    /** {@code ftruncate(fd, length)}: unlike {@code FileChannel.truncate}, also when the size does not change. */
+    public static void ftruncate(int fd, long length) throws IOException {
+        try {
+            LibC.ftruncate(fd, length);
+        } catch (LastErrorException e) {
+            throw new ErrnoException("ftruncate(fd=" + fd + ", length=" + length + ")", e.getErrorCode());
+        }
+    }
+
     /**
      * {@code lseek(fd, offset, whence)}; for SEEK_DATA/SEEK_HOLE returns -1 on ENXIO (no data / beyond the end)
      * rather than throwing.

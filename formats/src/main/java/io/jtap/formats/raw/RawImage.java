@@ -80,6 +80,13 @@ public final class RawImage implements Image {
     }
 
     @Override
+    public void allocateBeforeWrites() {
+        if (!readOnly) {
+            file.allocateBeforeWrites(true);
+        }
+    }
+
+    @Override
     public void flush() throws IOException {
         if (!readOnly) {
             file.sync();

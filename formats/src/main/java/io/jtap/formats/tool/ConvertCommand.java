@@ -155,6 +155,9 @@ final class ConvertCommand implements Callable<Integer> {
                 boolean fresh = !noCreate && dst.backing().isEmpty() || targetIsZero;
                 ConvertPipeline.Settings s = new ConvertPipeline.Settings(parallel, outOfOrder, sparse != 0,
                         Integer.highestOneBit(granularity), fresh, backing != null, compressor);
+                if (compressor.isEmpty()) {
+                    dst.allocateBeforeWrites(); // each range is written once
+                }
                 if (unsafe) {
                     dst.disableSyncs();
                 } else if (dst instanceof Qcow2Image q && !noCreate) {

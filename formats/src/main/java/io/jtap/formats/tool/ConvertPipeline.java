@@ -9,28 +9,25 @@ import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
-import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Semaphore;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * The data path of {@code convert}: copies a source chain into a target image with parallel reads and zero detection
  * and ordered (or, with {@code -W}, out-of-order) writes, as {@code qemu-img convert} does.
  *
- * <p>The dispatcher (the calling thread) walks the source by block status: ranges that read as zeros are skipped when
- * the target already reads as zeros (a new sparse image), else zeroed with {@link Image#writeZeroes}; ranges that are
- * unallocated in the top layer are skipped with {@code -B} (the target's backing file supplies them); data ranges are
- * cut into {@link #CHUNK_BYTES} chunks at absolute chunk boundaries and handed to {@code parallel} workers. A worker
- * reads its chunk into a pooled direct buffer, splits it into data and zero granules ({@code -S}, rounded up to the
- * target's allocation unit so that a zero qcow2 cluster stays unallocated), waits for its turn unless writes may go
- * out of order, writes the data granules and skips or zeroes the zero granules. At most {@code parallel} chunks are
- * in flight, so memory is bounded by {@code parallel * CHUNK_BYTES}.
+ * <p>{@code parallel} workers each loop: claim the next piece of the source, read it, wait for its turn (unless writes
+ * may go out of order), write it, hand the turn on. Claiming walks the source by block status under one short lock:
+ * ranges that read as zeros are skipped when the target already reads as zeros (a new sparse image), else become a
+ * piece that is zeroed with {@link Image#writeZeroes}; ranges that are unallocated in the top layer are skipped with
+ * {@code -B} (the target's backing file supplies them); data ranges become {@link #CHUNK_BYTES} pieces at absolute
+ * chunk boundaries. A data range that ends inside a chunk is read up to the chunk's end, as qemu-img does: a source
+ * fragmented by small holes then costs whole chunks, not one small piece per data extent, and the holes come out
+ * sparse through zero detection all the same. A worker reads its chunk into its own direct buffer, splits it into
+ * data and zero granules ({@code -S}, rounded up to the target's allocation unit so that a zero qcow2 cluster stays
+ * unallocated), writes the data granules and skips or zeroes the zero granules. Each worker holds at most one piece,
+ * so memory is bounded by {@code parallel * CHUNK_BYTES}, and there is no hand-off between threads besides the turn.
  *
- * <p>The first failure stops dispatching, wakes waiting workers and is rethrown by {@link #run()}.
+ * <p>The first failure stops claiming, wakes waiting workers and is rethrown by {@link #run()}.
  */
 final class ConvertPipeline {
     /** The IO size: large enough to amortise per-request costs, as qemu-img's 2 MiB buffer. */
@@ -63,25 +60,43 @@ final class ConvertPipeline {
 
     private enum Kind { DATA, ZERO }
 
+    /**
+     * One claimed piece of the source: write sequence number, kind and range; for DATA, the block-status runs it is
+     * made of, {kind (1 zero, 2 data), from, to}, in order and covering the range.
+     */
+    private record Piece(long seq, Kind kind, long from, long to, List<long[]> runs) {
+    }
+
     private final ImageChain source;
     private final Image target;
     private final Settings settings;
     private final Progress progress;
+    private final long size;
     private final AtomicReference<Throwable> failure = new AtomicReference<>();
     /**
      * The ordered write stage: {@link #turn} is the sequence number allowed to write; a worker waiting for sequence
-     * {@code s} waits on {@code turnSlots[s % parallel]}, and ending a turn wakes only the next one's slot (at most
-     * {@code parallel} chunks are in flight, so waiting sequences have distinct slots): a turn handed over is one
-     * wake-up, not one per waiting worker.
+     * {@code s} waits on {@code turnSlots[s % parallel]}, and ending a turn wakes only the next one's slot (each
+     * worker holds at most one piece, so waiting sequences have distinct slots): a turn handed over is one wake-up,
+     * not one per waiting worker.
      */
     private final Object[] turnSlots;
     private volatile long turn;
+
+    /** Guards the claim state below. */
+    private final Object claimLock = new Object();
+    /** Where the next claim starts. */
+    private long cursor;
+    /** The next piece's sequence number. */
+    private long nextSeq;
+    /** The block-status run that {@link #cursor} lies in: {kind (0 skip, 1 zero, 2 data), end}; end -1 when none. */
+    private final long[] run = {0, -1};
 
     ConvertPipeline(ImageChain source, Image target, Settings settings, Progress progress) {
         this.source = source;
         this.target = target;
         this.settings = settings;
         this.progress = progress;
+        this.size = source.top().image().size();
         this.turnSlots = new Object[settings.parallel()];
         for (int i = 0; i < turnSlots.length; i++) {
             turnSlots[i] = new Object();
@@ -90,78 +105,22 @@ final class ConvertPipeline {
 
     /** Copies everything; on return all writes have completed (not yet flushed). */
     void run() throws IOException {
-        Image top = source.top().image();
-        long size = top.size();
         int parallel = settings.parallel();
-        ExecutorService pool = Executors.newFixedThreadPool(parallel, r -> {
-            Thread t = new Thread(r, "jtap-img-convert");
-            t.setDaemon(true);
-            return t;
-        });
-        Semaphore inFlight = new Semaphore(parallel);
-        BlockingQueue<ByteBuffer> buffers = new ArrayBlockingQueue<>(parallel);
+        Thread[] workers = new Thread[parallel];
         for (int i = 0; i < parallel; i++) {
-            buffers.add(ByteBuffer.allocateDirect(CHUNK_BYTES));
+            workers[i] = new Thread(this::workLoop, "jtap-img-convert-" + i);
+            workers[i].setDaemon(true);
+            workers[i].start();
         }
-        long seq = 0;
         try {
-            for (long off = 0; off < size && failure.get() == null; ) {
-                long[] run = nextRun(top, off, size);
-                long len = run[1];
-                if (settings.compressor().isPresent()) {
-                    // Compressed units are whole: a run ending inside one ends at the unit's end (as data; the
-                    // worker's zero detection still skips zero units), or a zero run gives back its last part.
-                    long unit = settings.compressor().get().compressionUnit();
-                    long end = off + len;
-                    long down = end / unit * unit;
-                    if (end < size && end != down) {
-                        if (run[0] == 2 || down <= off) {
-                            run[0] = 2;
-                            end = Math.min(size, down + unit);
-                        } else {
-                            end = down;
-                        }
-                        len = end - off;
-                    }
-                }
-                if (run[0] == 0) {
-                    progress.advance(len);
-                } else if (run[0] == 1 && settings.targetIsZero() && settings.sparse()) {
-                    progress.advance(len);
-                } else {
-                    Kind kind = run[0] == 1 && settings.sparse() ? Kind.ZERO : Kind.DATA;
-                    for (long a = off; a < off + len && failure.get() == null; ) {
-                        long b = kind == Kind.ZERO ? off + len
-                                : Math.min(off + len, (a / CHUNK_BYTES + 1) * CHUNK_BYTES);
-                        long mySeq = seq++;
-                        long from = a;
-                        inFlight.acquire();
-                        pool.execute(() -> {
-                            try {
-                                work(mySeq, kind, from, b, buffers);
-                            } catch (Throwable t) {
-                                fail(t);
-                            } finally {
-                                inFlight.release();
-                            }
-                        });
-                        a = b;
-                    }
-                }
-                off += len;
+            for (Thread w : workers) {
+                w.join();
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             fail(new InterruptedIOException("convert interrupted"));
-        } finally {
-            pool.shutdown();
-            try {
-                while (!pool.awaitTermination(1, TimeUnit.SECONDS)) {
-                    // workers finish their chunk or see the failure and stop
-                }
-            } catch (InterruptedException e) {
-                pool.shutdownNow();
-                Thread.currentThread().interrupt();
+            for (Thread w : workers) {
+                w.interrupt();
             }
         }
         Throwable t = failure.get();
@@ -174,6 +133,97 @@ final class ConvertPipeline {
         } else if (t != null) {
             throw new IOException(t);
         }
+    }
+
+    /** A worker: claims and copies pieces until the source is done or something failed. */
+    private void workLoop() {
+        ByteBuffer buf = null;
+        try {
+            for (Piece p = claim(); p != null && failure.get() == null; p = claim()) {
+                if (p.kind() == Kind.DATA && buf == null) {
+                    buf = ByteBuffer.allocateDirect(CHUNK_BYTES);
+                }
+                work(p, buf);
+            }
+        } catch (InterruptedException e) {
+            fail(new InterruptedIOException("convert interrupted"));
+        } catch (Throwable t) {
+            fail(t);
+        }
+    }
+
+    /**
+     * The next piece to copy, skipping what needs no writing; null when the source is done. Under
+     * {@link #claimLock}, so that pieces get sequence numbers in source order.
+     */
+    private Piece claim() throws IOException {
+        synchronized (claimLock) {
+            while (cursor < size && failure.get() == null) {
+                long off = cursor;
+                if (run[1] <= off) {
+                    nextRun(off);
+                }
+                long kind = run[0];
+                long end = run[1];
+                if (kind == 0 || kind == 1 && settings.targetIsZero() && settings.sparse()) {
+                    progress.advance(end - off);
+                    cursor = end;
+                    continue;
+                }
+                if (kind == 1 && settings.sparse()) {
+                    cursor = end;
+                    return new Piece(nextSeq++, Kind.ZERO, off, end, List.of());
+                }
+                long chunkEnd = Math.min(size, (off / CHUNK_BYTES + 1) * CHUNK_BYTES);
+                long to = Math.min(end, chunkEnd);
+                List<long[]> runs = new ArrayList<>();
+                runs.add(new long[] {2, off, to});
+                // A short data extent: the piece goes on to the chunk's end through the runs that follow, zeros
+                // (which stay zeros whatever -S says, as holes do in qemu-img) and data. Not with -B, whose
+                // unallocated runs must not be read through, nor with -c, whose runs are aligned to its units.
+                while (to < chunkEnd && !settings.topLayerOnly() && settings.compressor().isEmpty()) {
+                    if (run[1] <= to) {
+                        nextRun(to);
+                    }
+                    long k = run[0] == 1 && settings.sparse() ? 1 : 2;
+                    long e = Math.min(run[1], chunkEnd);
+                    long[] last = runs.get(runs.size() - 1);
+                    if (last[0] == k) {
+                        last[2] = e;
+                    } else {
+                        runs.add(new long[] {k, to, e});
+                    }
+                    to = e;
+                }
+                cursor = to;
+                return new Piece(nextSeq++, Kind.DATA, off, to, runs);
+            }
+            return null;
+        }
+    }
+
+    /** Under the claim lock: sets {@link #run} to the block-status run at {@code off}. */
+    private void nextRun(long off) throws IOException {
+        long[] r = nextRun(source.top().image(), off, size);
+        long len = r[1];
+        if (settings.compressor().isPresent()) {
+            // Compressed units are whole: a run ending inside one ends at the unit's end (as data; the worker's zero
+            // detection still skips zero units), or a zero run gives back its last part.
+            long unit = settings.compressor().get().compressionUnit();
+            long end = off + len;
+            long down = end / unit * unit;
+            if (end < size && end != down) {
+                if (r[0] == 2 || down <= off) {
+                    r[0] = 2;
+                    end = Math.min(size, down + unit);
+                } else {
+                    end = down;
+                }
+                len = end - off;
+            }
+        }
+        run[0] = r[0];
+        run[1] = off + len;
     }
 
     /** {kind (0 skip, 1 zero, 2 data), length} of the run at {@code off}. */
@@ -200,62 +250,58 @@ final class ConvertPipeline {
         }
     }
 
-    private void work(long seq, Kind kind, long from, long to, BlockingQueue<ByteBuffer> buffers)
-            throws IOException, InterruptedException {
-        if (failure.get() != null) {
-            return;
-        }
-        if (kind == Kind.ZERO) {
+    private void work(Piece piece, ByteBuffer buf) throws IOException, InterruptedException {
+        long seq = piece.seq();
+        long from = piece.from();
+        long to = piece.to();
+        if (piece.kind() == Kind.ZERO) {
             awaitTurn(seq);
             try {
-                target.writeZeroes(from, to - from);
+                if (failure.get() == null) {
+                    target.writeZeroes(from, to - from);
+                }
             } finally {
                 endTurn(seq);
             }
             progress.advance(to - from);
             return;
         }
-        ByteBuffer buf = buffers.take();
+        int len = (int) (to - from);
+        buf.clear().limit(len);
+        source.top().image().read(from, buf);
+        buf.flip();
+        List<long[]> segments = segments(buf, from, piece.runs());
+        List<Optional<ByteBuffer>> compressed = compress(buf, from, segments);
+        awaitTurn(seq);
         try {
-            int len = (int) (to - from);
-            buf.clear().limit(len);
-            source.top().image().read(from, buf);
-            buf.flip();
-            List<long[]> segments = segments(buf, from);
-            List<Optional<ByteBuffer>> compressed = compress(buf, from, segments);
-            awaitTurn(seq);
-            try {
-                if (failure.get() != null) {
-                    return;
-                }
-                int unitIndex = 0;
-                for (long[] s : segments) {
-                    int at = (int) (s[1] - from);
-                    int n = (int) (s[2] - s[1]);
-                    if (s[0] == 2 && settings.compressor().isPresent()) {
-                        CompressedWrites cw = settings.compressor().get();
-                        int unit = cw.compressionUnit();
-                        for (int u = at; u < at + n; u += unit) {
-                            Optional<ByteBuffer> c = compressed.get(unitIndex++);
-                            if (c.isPresent()) {
-                                cw.writeCompressedData(from + u, c.get());
-                            } else {
-                                target.write(from + u, buf.slice(u, Math.min(unit, at + n - u)));
-                            }
-                        }
-                    } else if (s[0] == 2) {
-                        target.write(s[1], buf.slice(at, n));
-                    } else if (!settings.targetIsZero()) {
-                        target.writeZeroes(s[1], n);
-                    }
-                }
-            } finally {
-                endTurn(seq);
+            if (failure.get() != null) {
+                return;
             }
-            progress.advance(len);
+            int unitIndex = 0;
+            for (long[] s : segments) {
+                int at = (int) (s[1] - from);
+                int n = (int) (s[2] - s[1]);
+                if (s[0] == 2 && settings.compressor().isPresent()) {
+                    CompressedWrites cw = settings.compressor().get();
+                    int unit = cw.compressionUnit();
+                    for (int u = at; u < at + n; u += unit) {
+                        Optional<ByteBuffer> c = compressed.get(unitIndex++);
+                        if (c.isPresent()) {
+                            cw.writeCompressedData(from + u, c.get());
+                        } else {
+                            target.write(from + u, buf.slice(u, Math.min(unit, at + n - u)));
+                        }
+                    }
+                } else if (s[0] == 2) {
+                    target.write(s[1], buf.slice(at, n));
+                } else if (!settings.targetIsZero()) {
+                    target.writeZeroes(s[1], n);
+                }
+            }
         } finally {
-            buffers.put(buf);
+            endTurn(seq);
         }
+        progress.advance(len);
     }
 
     /**
@@ -286,29 +332,40 @@ final class ConvertPipeline {
         return out;
     }
 
-    /** Splits the chunk into runs of data (kind 2) and zero (kind 1) granules: {kind, from, to}. */
-    private List<long[]> segments(ByteBuffer buf, long from) {
+    /**
+     * Splits the chunk into segments of data (kind 2) and zeros (kind 1): {kind, from, to}. Zero runs stay zero;
+     * data runs are split into data and zero granules (granule boundaries are absolute, clipped to the run).
+     */
+    private List<long[]> segments(ByteBuffer buf, long from, List<long[]> runs) {
         List<long[]> out = new ArrayList<>();
-        long to = from + buf.remaining();
-        if (!settings.sparse()) {
-            out.add(new long[] {2, from, to});
-            return out;
-        }
-        long g = settings.granularity();
-        for (long a = from; a < to; ) {
-            long b = Math.min(to, (a / g + 1) * g);
-            int at = (int) (a - from);
-            int n = (int) (b - a);
-            long kind = buf.slice(at, n).mismatch(ZEROS.slice(0, n)) < 0 ? 1 : 2;
-            long[] last = out.isEmpty() ? null : out.get(out.size() - 1);
-            if (last != null && last[0] == kind) {
-                last[2] = b;
-            } else {
-                out.add(new long[] {kind, a, b});
+        for (long[] r : runs) {
+            if (r[0] == 1) {
+                add(out, 1, r[1], r[2]);
+                continue;
             }
-            a = b;
+            if (!settings.sparse()) {
+                add(out, 2, r[1], r[2]);
+                continue;
+            }
+            long g = settings.granularity();
+            for (long a = r[1]; a < r[2]; ) {
+                long b = Math.min(r[2], (a / g + 1) * g);
+                int at = (int) (a - from);
+                int n = (int) (b - a);
+                add(out, buf.slice(at, n).mismatch(ZEROS.slice(0, n)) < 0 ? 1 : 2, a, b);
+                a = b;
+            }
         }
         return out;
+    }
+
+    private static void add(List<long[]> segments, long kind, long from, long to) {
+        long[] last = segments.isEmpty() ? null : segments.get(segments.size() - 1);
+        if (last != null && last[0] == kind) {
+            last[2] = to;
+        } else {
+            segments.add(new long[] {kind, from, to});
+        }
     }
 
     private void awaitTurn(long seq) throws InterruptedException {

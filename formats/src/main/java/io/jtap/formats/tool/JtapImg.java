@@ -4,7 +4,10 @@ import io.jtap.formats.ImageFormats;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.PrintWriter;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.function.Supplier;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -15,13 +18,31 @@ import picocli.CommandLine.Command;
  *
  * <p>Runs in-process for tests: {@link #run(String...)} with the streams and format registry given to the
  * constructor; {@link #main} is the launcher's entry point ({@code bin/jtap-img}).
+ *
+ * <p>Start-up: picocli builds a command's model by reflection over its annotations, which is most of a short run's
+ * cost, so a command line that starts with a subcommand's name registers only that subcommand; anything else (no
+ * command, a top-level option, an unknown name) registers all of them, so that help and usage errors list them.
  */
 @Command(name = "jtap-img", mixinStandardHelpOptions = true, version = "jtap-img 0.1 (qemu-img compatible)",
-        description = "Create, inspect, convert and modify disk images (raw, qcow2).",
-        subcommands = {CreateCommand.class, InfoCommand.class, CheckCommand.class, ConvertCommand.class,
-                CompareCommand.class, MapCommand.class, MeasureCommand.class, ResizeCommand.class,
-                RebaseCommand.class, CommitCommand.class, SnapshotCommand.class})
+        description = "Create, inspect, convert and modify disk images (raw, qcow2).")
 public final class JtapImg implements Callable<Integer> {
+    /** The subcommands, in the order help lists them. */
+    private static final Map<String, Supplier<Object>> COMMANDS = new LinkedHashMap<>();
+
+    static {
+        COMMANDS.put("create", CreateCommand::new);
+        COMMANDS.put("info", InfoCommand::new);
+        COMMANDS.put("check", CheckCommand::new);
+        COMMANDS.put("convert", ConvertCommand::new);
+        COMMANDS.put("compare", CompareCommand::new);
+        COMMANDS.put("map", MapCommand::new);
+        COMMANDS.put("measure", MeasureCommand::new);
+        COMMANDS.put("resize", ResizeCommand::new);
+        COMMANDS.put("rebase", RebaseCommand::new);
+        COMMANDS.put("commit", CommitCommand::new);
+        COMMANDS.put("snapshot", SnapshotCommand::new);
+    }
+
     final PrintStream out;
     final PrintStream err;
     final ImageOpener opener;
@@ -58,8 +79,16 @@ public final class JtapImg implements Callable<Integer> {
     /** Parses and runs one command line; returns the exit code. */
     public int run(String... args) {
         CommandLine cl = new CommandLine(this);
-        // "resize img -1G": a negative size is an argument, not an option.
-        cl.getSubcommands().get("resize").setUnmatchedOptionsArePositionalParams(true);
+        if (args.length > 0 && COMMANDS.containsKey(args[0])) {
+            cl.addSubcommand(args[0], COMMANDS.get(args[0]).get());
+        } else {
+            COMMANDS.forEach((name, command) -> cl.addSubcommand(name, command.get()));
+        }
+        CommandLine resize = cl.getSubcommands().get("resize");
+        if (resize != null) {
+            // "resize img -1G": a negative size is an argument, not an option.
+            resize.setUnmatchedOptionsArePositionalParams(true);
+        }
         cl.setOut(new PrintWriter(out, true));
         cl.setErr(new PrintWriter(err, true));
         cl.setParameterExceptionHandler((ex, a) -> {

@@ -179,4 +179,54 @@ class JtapImgCliTest {
             org.junit.jupiter.api.Assertions.assertArrayEquals(data, Files.readAllBytes(back), mode);
         }
     }
+
+    /** Help lists every subcommand, although a command line naming one registers only that one. */
+    @Test
+    void helpListsEverySubcommand() {
+        Run r = JtapImgRunner.ok("--help");
+        for (String c : new String[] {"create", "info", "check", "convert", "compare", "map", "measure", "resize",
+            "rebase", "commit", "snapshot"}) {
+            assertTrue(r.out().contains("\n  " + c + " "), c + " missing from help: " + r);
+        }
+        Run sub = JtapImgRunner.run("convert", "--bogus", "a", "b");
+        assertEquals(1, sub.exit(), sub.toString());
+        assertTrue(sub.err().contains("Try 'jtap-img convert --help'"), sub.toString());
+    }
+
+    /** The launcher's class-data-sharing training run: every command it runs succeeds (else no archive). */
+    @Test
+    void cdsTrainingRunsEveryCommand() throws Exception {
+        CdsTraining.main(new String[0]);
+    }
+
+    /**
+     * convert allocates its target before writing (raw: each written range; qcow2: ahead of the end, trimmed at
+     * close): no block stays allocated past a qcow2 target's end, and a raw target's zero blocks stay holes.
+     */
+    @Test
+    void convertAllocatesNoMoreThanItWrites() throws Exception {
+        Path src = dir.resolve("src.raw");
+        byte[] data = new byte[24 << 20];
+        long dataBlocks = 0;
+        for (int block = 0; block < data.length / 65536; block++) {
+            if (block % 3 != 0) {
+                for (int i = block * 65536; i < (block + 1) * 65536; i += 4096) {
+                    data[i] = (byte) (i >> 12 | 1);
+                }
+                dataBlocks++;
+            }
+        }
+        Files.write(src, data);
+        Path q = dir.resolve("dst.qcow2");
+        Path back = dir.resolve("back.raw");
+        JtapImgRunner.ok("convert", "-t", "unsafe", "-f", "raw", "-O", "qcow2", src.toString(), q.toString());
+        JtapImgRunner.ok("convert", "-t", "unsafe", "-f", "qcow2", "-O", "raw", q.toString(), back.toString());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(data, Files.readAllBytes(back));
+        long slack = 64 << 10; // the file system's own extent blocks
+        long qcow2End = (Files.size(q) + 4095) / 4096 * 4096;
+        assertTrue(DiskUsage.bytes(q) <= qcow2End + slack, "qcow2 target allocated past its end: usage="
+                + DiskUsage.bytes(q) + ", size=" + Files.size(q));
+        assertTrue(DiskUsage.bytes(back) <= dataBlocks * 65536 + slack, "raw target allocated its zero blocks: usage="
+                + DiskUsage.bytes(back) + ", data=" + dataBlocks * 65536);
+    }
 }
