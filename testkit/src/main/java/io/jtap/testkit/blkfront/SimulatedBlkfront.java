@@ -670,6 +670,8 @@ public final class SimulatedBlkfront implements AutoCloseable {
         return n;
     }
 
+    private static final boolean STRICT_NOTIFY = Boolean.getBoolean("jtap.testkit.strictNotify");
+
     private void waitForResponses(long deadlineNs) throws IOException, TimeoutException {
         if (pollResponses() > 0) {
             return;
@@ -678,7 +680,9 @@ public final class SimulatedBlkfront implements AutoCloseable {
         if (left <= 0) {
             throw new TimeoutException("no response from backend: path=" + backendPath);
         }
-        int n = evtchn.awaitPending(firedPorts, Math.min(left, 10_000_000L));
+        // jtap.testkit.strictNotify: wait for the backend's notification only (no re-poll every 10 ms), so that a
+        // response pushed without the notification RING_PUSH_RESPONSES_AND_CHECK_NOTIFY calls for hangs the test
+        int n = evtchn.awaitPending(firedPorts, STRICT_NOTIFY ? left : Math.min(left, 10_000_000L));
         for (int i = 0; i < n; i++) {
             evtchn.unmask(firedPorts[i]);
         }
