@@ -29,6 +29,7 @@ DOM0_PACKAGES=(
     xen-system-amd64 xen-utils-4.17 xen-utils-common
     openjdk-17-jre-headless
     iproute2 bridge-utils e2fsprogs qemu-utils fio iperf3 busybox procps util-linux
+    qemu-system-xen
 )
 # Kernel modules dom0's initramfs needs to reach its root disk (everything else loads from the root).
 DOM0_INITRAMFS_MODULES=(virtio_pci virtio_blk ext4)

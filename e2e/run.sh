@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Boots the end-to-end testbed (Xen 4.17 + Debian dom0, nested in QEMU with TCG) and checks its results.
 #
-# Usage: e2e/run.sh [--backend kernel|jtap|none] [--no-build] [--timeout SECONDS]
+# Usage: e2e/run.sh [--backend kernel|jtap|none|bench] [--no-build] [--timeout SECONDS]
 #   kernel  the kernel's xen-blkback/xen-netback serve the guest (proves the harness)
 #   jtap    `jtap serve` serves it; the kernel backends are not loaded
 #   none    no backend at all: xl create must fail and the disk must never reach InitWait
+#   bench   the same-boot benchmark (bench/xen-bench.sh): jtap, kernel and qdisk backends take turns
 # Environment:
 #   E2E_JTAP_TREE   the jtap build dom0 runs (a tree with bin/jtap and daemon/target), default this work
 #                   tree; shared read-only into dom0 over virtio-9p (tag jtaptree, at /jtap-tree)
 #   E2E_JTAP_SERVE  the daemon command dom0 runs (default in dom0/init.sh)
 #   E2E_XENSTORED   oxenstored (Debian's default) or xenstored (the C one)
 #   E2E_KERNEL_BLOCK_SCRIPT  lean (default: e2e/dom0/block-e2e) or stock (Xen's block script), kernel mode
+#   E2E_FEATURES    the parts of the plan to run beyond the basic tests (default per mode in dom0/init.sh):
+#                   any of qcow2 ro peer detach jtapattach save, space-separated; "" runs none
 #
 # Exit codes: 0 all assertions passed, 1 an assertion or a step failed, 77 cannot run here (skipped).
 set -euo pipefail
@@ -19,18 +22,18 @@ REPO="$(cd "$E2E/.." && pwd)"
 CACHE="$E2E/cache"
 BACKEND=kernel
 BUILD=1
-TIMEOUT=1200          # whole QEMU run, seconds
+TIMEOUT=2400          # whole QEMU run, seconds
 BOOT_TIMEOUT=300      # QEMU start -> dom0's init running
 while [ $# -gt 0 ]; do
     case "$1" in
         --backend) BACKEND="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --timeout) TIMEOUT="$2"; shift 2 ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument: $1" >&2; exit 1 ;;
     esac
 done
-case "$BACKEND" in kernel|jtap|none) ;; *) echo "run.sh: --backend kernel|jtap|none" >&2; exit 1 ;; esac
+case "$BACKEND" in kernel|jtap|none|bench) ;; *) echo "run.sh: --backend kernel|jtap|none|bench" >&2; exit 1 ;; esac
 
 log() { printf '[run %s] %s\n' "$(date +%T)" "$*" >&2; }
 skip() { echo "e2e: SKIPPED: $*" >&2; exit 77; }
@@ -55,7 +58,7 @@ for f in boot/xen boot/vmlinuz boot/initrd.img guest/vmlinuz guest/initrd.img ro
     [ -f "$CACHE/$f" ] || { log "FAILED: $CACHE/$f is missing; run e2e/build.sh"; exit 1; }
 done
 JTAP_TREE="$(cd "${E2E_JTAP_TREE:-$REPO}" && pwd)"
-if [ "$BACKEND" = jtap ] && [ ! -f "$JTAP_TREE/daemon/target/jtap-daemon.jar" ]; then
+if [ "$BACKEND" != kernel ] && [ "$BACKEND" != none ] && [ ! -f "$JTAP_TREE/daemon/target/jtap-daemon.jar" ]; then
     log "FAILED: jtap is not built ($JTAP_TREE/daemon/target/jtap-daemon.jar); run: mvn -DskipTests package"; exit 1
 fi
 
@@ -70,6 +73,8 @@ truncate -s 256M "$RUN/results.img"; mkfs.ext4 -q -F -L e2e-results "$RUN/result
     [ -n "${E2E_JTAP_SERVE:-}" ] && printf 'JTAP_SERVE=%q\n' "$E2E_JTAP_SERVE"
     [ -n "${E2E_XENSTORED:-}" ] && printf 'E2E_XENSTORED=%q\n' "$E2E_XENSTORED"
     [ -n "${E2E_KERNEL_BLOCK_SCRIPT:-}" ] && printf 'E2E_KERNEL_BLOCK_SCRIPT=%q\n' "$E2E_KERNEL_BLOCK_SCRIPT"
+    [ -n "${E2E_FEATURES+set}" ] && printf 'E2E_FEATURES=%q\n' "$E2E_FEATURES"
+    for v in BENCH_ROUNDS BENCH_SECONDS BENCH_BACKENDS; do [ -n "${!v:-}" ] && printf '%s=%q\n' "$v" "${!v}"; done
 } > "$RUN/params.sh"
 SERIAL="$RUN/serial.log"
 

@@ -7,6 +7,11 @@
 #   *.log         the plan's own log, the guest's console, dmesg, xl and Xen logs, xenstore dumps
 set -u
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+# Run from a copy: the work tree is shared live over 9p, and bash reads a script as it goes, so editing the
+# plan on the host during a run would change the rest of this run.
+if [ -z "${E2E_PLAN_COPY:-}" ]; then
+    rm -rf /run/e2e-dom0 && cp -r /jtap/e2e/dom0 /run/e2e-dom0 && E2E_PLAN_COPY=1 exec /bin/bash /run/e2e-dom0/init.sh "$@"
+fi
 E2E=/jtap/e2e
 E2E_BACKEND=kernel
 # The jtap daemon as the plan starts it (one place; the CLI may still change). /jtap-tree is the jtap
@@ -17,9 +22,17 @@ JTAP_READY_REGEX='^jtap serve: .* on .*grants='
 JTAP_READY_TIMEOUT=120
 # Whether `jtap serve` also serves backend/vif (it does since --net=tap became the default).
 JTAP_SERVES_NET=1
+# The parts of the plan beyond the basic disk and network tests (guest/test.sh lists them), by mode; run.sh's
+# E2E_FEATURES replaces the list. jtapattach runs only when bin/jtap has an attach command.
+E2E_FEATURES_kernel=""
+E2E_FEATURES_jtap="qcow2 ro peer detach jtapattach save"
 # the run's directory under e2e/cache, from the kernel argument e2e.run=
 E2E_RUN=$(sed -n 's/.*e2e\.run=\([^ ]*\).*/\1/p' /proc/cmdline)
 [ -f "$E2E/cache/${E2E_RUN:-run}/params.sh" ] && . "$E2E/cache/${E2E_RUN:-run}/params.sh"
+
+FEATURES_VAR=E2E_FEATURES_$E2E_BACKEND
+E2E_FEATURES="${E2E_FEATURES-${!FEATURES_VAR:-}}"
+has() { [[ " $E2E_FEATURES " == *" $1 "* ]]; }
 
 mkdir -p /results && mount /dev/vdb /results && mkdir -p /results/e2e || echo "init.sh: FAILED: no results disk"
 R=/results/e2e
@@ -45,7 +58,10 @@ wait_for() { # wait_for SECONDS COMMAND...
 
 mkdir -p /jtap-tree
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro jtaptree /jtap-tree || say "no jtaptree share"
-record "INFO backend=$E2E_BACKEND kernel=$(uname -r) dom0-up=$(up)s"
+if has jtapattach && ! /jtap-tree/bin/jtap --help 2>&1 | grep -qE '^ +attach'; then
+    E2E_FEATURES="${E2E_FEATURES/jtapattach/}"; JTAPATTACH_NOTE=" (jtapattach left out: bin/jtap has no attach command)"
+fi
+record "INFO backend=$E2E_BACKEND kernel=$(uname -r) dom0-up=$(up)s features=[$E2E_FEATURES]${JTAPATTACH_NOTE:-}"
 record "TIME dom0-boot $(up)"
 say "backend mode: $E2E_BACKEND"
 
@@ -70,7 +86,7 @@ fi
 
 # --- hotplug scripts traced with timestamps (bash's $EPOCHREALTIME costs no fork): libxl kills a
 # hotplug script after 40 s, and under TCG on a loaded host the stock scripts come close
-sed -i '\|^exec 2>>/var/log/xen/xen-hotplug.log|r /jtap/e2e/dom0/hotplug-trace.sh' /etc/xen/scripts/xen-hotplug-common.sh
+sed -i '\|^exec 2>>/var/log/xen/xen-hotplug.log|r /run/e2e-dom0/hotplug-trace.sh' /etc/xen/scripts/xen-hotplug-common.sh
 grep -q EPOCHREALTIME /etc/xen/scripts/xen-hotplug-common.sh || say "could not enable hotplug tracing"
 # how slow is this dom0 at what hotplug scripts do most: fork+exec
 t=$(now); for i in 1 2 3 4 5 6 7 8 9 10; do /bin/true; done
@@ -96,6 +112,8 @@ ip addr add 10.0.0.1/24 dev xenbr0
 ip link set xenbr0 up
 GUEST_MAC=00:16:3e:e2:00:01
 GUEST_IP=10.0.0.2
+PEER_MAC=00:16:3e:e2:00:02
+PEER_IP=10.0.0.3
 cat > /run/udhcpd.conf <<CONF
 start 10.0.0.2
 end 10.0.0.20
@@ -103,11 +121,17 @@ interface xenbr0
 lease_file /run/udhcpd.leases
 option subnet 255.255.255.0
 static_lease $GUEST_MAC $GUEST_IP
+static_lease $PEER_MAC $PEER_IP
 CONF
 touch /run/udhcpd.leases
 # (daemons get their own stdout: the plan's log is a pipe to tee, which must see its end)
 busybox udhcpd /run/udhcpd.conf > /dev/null 2>&1
 iperf3 -s -D --logfile "$R/iperf3-server.log" > /dev/null 2>&1
+# the guest's sync points (guest/test.sh: sync_point): dom0 publishes a file named after a point once it has
+# done its part, and the guest polls for it over HTTP
+SYNC=/run/e2e-sync
+mkdir -p $SYNC
+busybox httpd -p 10.0.0.1:8000 -h $SYNC > /dev/null 2>&1
 
 # --- the guest: kernel and initramfs from the build, a fresh sparse raw disk
 mkdir -p /var/lib/e2e
@@ -121,12 +145,32 @@ case "$E2E_BACKEND" in
     kernel) if [ "${E2E_KERNEL_BLOCK_SCRIPT:-lean}" = stock ]; then
                 DISK_LINE="format=raw, vdev=xvda, access=rw, target=/dev/vdc"
             else
-                install -m 0755 /jtap/e2e/dom0/block-e2e /etc/xen/scripts/block-e2e
+                install -m 0755 /run/e2e-dom0/block-e2e /etc/xen/scripts/block-e2e
                 DISK_LINE="format=raw, vdev=xvda, access=rw, script=block-e2e, target=/dev/vdc"
             fi ;;
     *)      DISK_LINE="format=raw, vdev=xvda, access=rw, script=block-jtap, target=/var/lib/e2e/disk.img"
             install -m 0755 /jtap/scripts/xen/block-jtap /etc/xen/scripts/block-jtap ;;
 esac
+DISK_LINES="\"$DISK_LINE\""
+# xvdb: a qcow2 image (the target's format prefix tells jtap; format=raw only satisfies libxl)
+QCOW2=/var/lib/e2e/disk.qcow2
+QCOW2_LINE="format=raw, vdev=xvdb, access=rw, script=block-jtap, target=qcow2:$QCOW2"
+if has qcow2; then
+    rm -f $QCOW2; qemu-img create -q -f qcow2 $QCOW2 1G
+    DISK_LINES="$DISK_LINES, \"$QCOW2_LINE\""
+fi
+# xvdc: a read-only raw disk with known content
+RO_IMG=/var/lib/e2e/ro.img
+if has ro; then
+    dd if=/dev/urandom of=$RO_IMG bs=1M count=16 2>/dev/null
+    RO_MD5=$(md5sum < $RO_IMG | cut -d' ' -f1)
+    DISK_LINES="$DISK_LINES, \"format=raw, vdev=xvdc, access=ro, script=block-jtap, target=$RO_IMG\""
+fi
+# xvdd: attached later with `jtap attach`
+EXTRA_IMG=/var/lib/e2e/extra.img
+has jtapattach && { rm -f $EXTRA_IMG; truncate -s 64M $EXTRA_IMG; }
+GUEST_FLAGS=""
+for f in qcow2 ro detach jtapattach peer save; do has $f && GUEST_FLAGS="$GUEST_FLAGS e2e.$f=1"; done
 VIF_LINE="mac=$GUEST_MAC, bridge=xenbr0"
 GUEST_NET=1
 if [ "$E2E_BACKEND" != kernel ] && [ "$JTAP_SERVES_NET" != 1 ]; then GUEST_NET=0; fi
@@ -135,25 +179,60 @@ name = "g1"
 type = "pv"
 kernel = "/var/lib/e2e/vmlinuz"
 ramdisk = "/var/lib/e2e/initrd.img"
-extra = "console=hvc0 loglevel=6 panic=-1 e2e.net=$GUEST_NET"
-memory = 512
+extra = "console=hvc0 loglevel=6 panic=-1 e2e.role=main e2e.net=$GUEST_NET$GUEST_FLAGS"
+# blkfront with persistent grants preallocates (segments + indirect pages) x ring slots pages per queue: with
+# 32 segments and 512 slots (ring order 4) 66 MiB per queue, so 400 MiB for three disks of two queues
+memory = 768
 vcpus = 2
-disk = [ "$DISK_LINE" ]
+disk = [ $DISK_LINES ]
 vif = [ $( [ $GUEST_NET = 1 ] && echo "\"$VIF_LINE\"" ) ]
 on_poweroff = "destroy"
 on_reboot = "destroy"
 on_crash = "destroy"
 CFG
 cp /run/g1.cfg "$R/g1.cfg"
-record "INFO disk-line: $DISK_LINE"
+# the second guest: network only
+cat > /run/g2.cfg <<CFG
+name = "g2"
+type = "pv"
+kernel = "/var/lib/e2e/vmlinuz"
+ramdisk = "/var/lib/e2e/initrd.img"
+extra = "console=hvc0 loglevel=6 panic=-1 e2e.role=peer e2e.net=1"
+memory = 256
+vcpus = 1
+vif = [ "mac=$PEER_MAC, bridge=xenbr0" ]
+on_poweroff = "destroy"
+on_reboot = "destroy"
+on_crash = "destroy"
+CFG
+record "INFO disk-lines: $DISK_LINES"
 if [ $GUEST_NET = 1 ]; then record "INFO vif-line: $VIF_LINE"; else record "INFO vif-line: none (jtap does not serve backend/vif yet: JTAP_SERVES_NET=0)"; fi
+
+# --- logs for whoever reads a failure; then the results disk is unmounted (e2e-init powers off)
+finish_plan() {
+    xl dmesg > "$R/xen-dmesg.txt" 2>&1
+    cp -r /var/log/xen "$R/var-log-xen" 2>/dev/null
+    record "TIME plan-total $(up)"
+    echo DONE >> "$R/results.txt"
+    say "plan done: $(grep -c '^PASS' "$R/results.txt") passed, $(grep -c '^FAIL' "$R/results.txt") failed"
+    exec > /dev/console 2>&1
+    sync; sleep 1
+    umount /results 2>/dev/null || umount -l /results
+}
+if [ "$E2E_BACKEND" = bench ]; then
+    install -m 0755 /run/e2e-dom0/block-e2e /etc/xen/scripts/block-e2e
+    . /run/e2e-dom0/bench.sh
+    dmesg > "$R/dmesg.txt"
+    finish_plan
+    exit 0
+fi
 
 # --- jtap, before xl create (libxl waits only ~10 s for a backend to reach InitWait)
 JTAP_PID=
 if [ "$E2E_BACKEND" = jtap ]; then
     say "starting: $JTAP_SERVE"
     t=$(now)
-    JTAP_JAVA_OPTS="-Djava.util.logging.config.file=$E2E/dom0/jtap-logging.properties" $JTAP_SERVE > "$R/jtap.log" 2>&1 &
+    JTAP_JAVA_OPTS="-Djava.util.logging.config.file=/run/e2e-dom0/jtap-logging.properties" $JTAP_SERVE > "$R/jtap.log" 2>&1 &
     JTAP_PID=$!
     jtap_ready() { grep -qE "$JTAP_READY_REGEX" "$R/jtap.log"; }
     jtap_gone() { ! kill -0 "$JTAP_PID" 2>/dev/null; }
@@ -211,9 +290,11 @@ if [ -n "$DOMID" ]; then
     ( wait_for 400 busybox ping -c 1 -W 1 $GUEST_IP && echo ok > /run/ping-guest ) > /dev/null 2>&1 &
     # the handshake, as negotiated in xenstore
     guest_gone() { ! xl domid g1 >/dev/null 2>&1; }
+    # the same from xenstore, without xl (which costs a second of CPU under TCG); DOMID changes with xl restore
+    guest_gone_cheap() { ! xenstore-read "/local/domain/$DOMID/name" > /dev/null 2>&1; }
     vbd_connected() { test "$(xs $FE/vbd/51712/state)" = 4; }
     vif_connected() { test "$(xs $FE/vif/0/state)" = 4; }
-    wait_for 120 eval 'vbd_connected || guest_gone'
+    wait_for 120 eval 'vbd_connected || guest_gone_cheap'
     if vbd_connected; then
         pass vbd-connected "after $(since "$t") s"
         xenstore-ls -fp $FE/vbd > "$R/xenstore-frontend-vbd.txt" 2>&1
@@ -232,7 +313,7 @@ if [ -n "$DOMID" ]; then
         sed 's/^/  | /' "$R/xenstore-backend.txt" | grep vbd | head -40
         grep -E 'device/vbd' "$R/xenstore-guest.txt" | sed 's/^/  | /' | head -40
     fi
-    [ $GUEST_NET = 1 ] && wait_for 60 eval 'vif_connected || guest_gone'
+    [ $GUEST_NET = 1 ] && wait_for 60 eval 'vif_connected || guest_gone_cheap'
     if [ $GUEST_NET = 0 ]; then
         :
     elif vif_connected; then
@@ -245,13 +326,98 @@ if [ -n "$DOMID" ]; then
     else
         fail vif-connected "frontend state $(xs $FE/vif/0/state) after 60 s"
     fi
-    # the guest powers itself off when its plan is done
+    # dom0's part of the guest's sync points, in the guest's order (guest/test.sh); then the guest powers off
     say "waiting for the guest's test plan"
-    if wait_for 600 guest_gone; then
+    GLOG=/var/log/xen/console/guest-g1.log
+    # the guest's progress, echoed into this plan's log (and so onto the serial console the host watches)
+    ( tail -n +1 -F "$GLOG" 2>/dev/null | grep --line-buffered -E '^E2E-(RESULT|SYNC|GUEST)' \
+        | sed -u -e 's/\r$//' -e 's/^/  guest| /' ) &
+    GTAIL=$!
+    # dom0's busiest processes every 30 s (top.log), the busiest one on the serial console too: a backend that
+    # spins takes the CPU the emulated guest needs
+    ( while :; do
+          top -bn1 -w 160 | sed -n '7,14p' > /run/top.now
+          { echo "--- $(up)"; cat /run/top.now; } >> "$R/top.log"
+          echo "E2E-LOAD [$(up)] $(sed -n 2p /run/top.now | awk '{print $12, $9 "%"}') | $(sed -n 3p /run/top.now | awk '{print $12, $9 "%"}')"
+          sleep 30
+      done ) &
+    LOADMON=$!
+    synced() { grep -qa "E2E-SYNC $1 \." "$GLOG" 2>/dev/null; }
+    # await POINT SECONDS: until the guest reaches POINT; false (and FAIL) if it is gone or the time runs out.
+    # Polls every 2 s with two cheap commands: dom0's CPU is the emulated guest's CPU too.
+    await() {
+        local t0 n=$(( $2 / 2 )); t0=$(now)
+        while [ $n -gt 0 ] && ! synced "$1" && ! guest_gone_cheap; do sleep 2; n=$((n - 1)); done
+        if synced "$1"; then say "guest at $1 after $(since "$t0") s"; return 0; fi
+        fail "sync-$1" "the guest did not reach it within $2 s"; return 1
+    }
+    release() { touch "$SYNC/$1"; }
+    allocated_kib() { du -k "$1" | cut -f1; }
+    if has qcow2 && await trim-filled 900; then
+        A1=$(allocated_kib $QCOW2); record "INFO qcow2 allocated after the guest filled it: $A1 KiB"
+        release trim-filled
+        if await trimmed 300; then
+            A2=$(allocated_kib $QCOW2); record "INFO qcow2 allocated after fstrim: $A2 KiB"
+            # the guest wrote and deleted 96 MiB: at least 64 MiB of it must have gone from the image file
+            check fstrim-shrinks-image test "$A2" -le $(( A1 - 65536 ))
+            release trimmed
+        fi
+    fi
+    if has peer && [ $GUEST_NET = 1 ] && await peer 600; then
+        t2=$(now)
+        if timeout 240 xl create /run/g2.cfg > "$R/xl-create-g2.log" 2>&1; then
+            PEER_DOMID=$(xl domid g2); pass xl-create-peer "domid=$PEER_DOMID"
+            n=150; while [ $n -gt 0 ] && xenstore-read "/local/domain/$PEER_DOMID/name" > /dev/null 2>&1; do sleep 2; n=$((n - 1)); done
+            if ! xl domid g2 > /dev/null 2>&1; then pass peer-finished "after $(since "$t2") s"
+            else fail peer-finished "still running after 300 s"; xl destroy g2; fi
+        else
+            fail xl-create-peer; tail -20 "$R/xl-create-g2.log"
+        fi
+        release peer
+    fi
+    if has detach && await detach-xvdb 300; then
+        check xl-block-detach timeout 120 xl block-detach g1 xvdb
+        release detach-xvdb
+        if await attach-xvdb 200; then
+            check xl-block-attach timeout 120 xl block-attach g1 "$QCOW2_LINE"
+            release attach-xvdb
+        fi
+    fi
+    if has jtapattach && await jtap-attach 300; then
+        JTAP_BIN=/jtap-tree/bin/jtap
+        check jtap-attach timeout 120 $JTAP_BIN attach --xen=linux --domid "$(xl domid g1)" --target "raw:$EXTRA_IMG" --vdev xvdd --timeout 60
+        release jtap-attach
+        if await jtap-detach 200; then
+            check jtap-detach timeout 120 $JTAP_BIN detach --xen=linux --domid "$(xl domid g1)" --vdev xvdd --timeout 60
+            release jtap-detach
+        fi
+    fi
+    if has save && await save 900; then
+        t2=$(now)
+        if timeout 400 xl save g1 /var/lib/e2e/g1.save > "$R/xl-save.log" 2>&1; then
+            pass xl-save "in $(since "$t2") s, $(du -m /var/lib/e2e/g1.save | cut -f1) MiB"
+            t2=$(now)
+            if timeout 400 xl restore /var/lib/e2e/g1.save > "$R/xl-restore.log" 2>&1; then
+                DOMID=$(xl domid g1); pass xl-restore "in $(since "$t2") s, domid=$DOMID"
+                FE=/local/domain/$DOMID/device
+                if wait_for 120 eval 'vbd_connected || guest_gone_cheap'; vbd_connected; then pass vbd-reconnected-after-restore
+                else fail vbd-reconnected-after-restore "frontend state $(xs $FE/vbd/51712/state)"; fi
+            else
+                fail xl-restore; tail -20 "$R/xl-restore.log"
+            fi
+            rm -f /var/lib/e2e/g1.save
+        else
+            fail xl-save; tail -20 "$R/xl-save.log"
+        fi
+        release save
+    fi
+    n=300; while [ $n -gt 0 ] && ! guest_gone_cheap; do sleep 2; n=$((n - 1)); done
+    if guest_gone; then
         pass guest-finished "after $(since "$t") s"
     else
         fail guest-finished "still running after 600 s"; xl destroy g1
     fi
+    pkill -P "$GTAIL" 2>/dev/null; kill "$GTAIL" "$LOADMON" 2>/dev/null
     record "TIME guest-run $(since "$t")"
     if [ $GUEST_NET = 0 ]; then :
     elif [ -f /run/ping-guest ]; then pass ping-guest; else fail ping-guest "dom0 never reached $GUEST_IP"; fi
@@ -269,6 +435,41 @@ if [ -f "$GLOG" ]; then
 elif [ "$E2E_BACKEND" != none ]; then
     fail guest-console "no $GLOG"
 fi
+PLOG=/var/log/xen/console/guest-g2.log
+if [ -f "$PLOG" ]; then
+    tr -d '\r' < "$PLOG" > "$R/peer-console.log"
+    grep -E '^E2E-RESULT ' "$R/peer-console.log" | sed -e 's/^E2E-RESULT //' -e 's/^\(PASS\|FAIL\) /\1 peer:/' >> "$R/results.txt"
+    grep -E '^E2E-INFO ' "$R/peer-console.log" | sed 's/^E2E-INFO /INFO peer:/' >> "$R/results.txt"
+    check peer-plan-complete grep -q '^E2E-GUEST-DONE' "$R/peer-console.log"
+elif has peer && [ "${GUEST_NET:-0}" = 1 ] && [ -n "${DOMID:-}" ]; then
+    fail peer-console "no $PLOG"
+fi
+ginfo() { sed -n "s/^E2E-INFO $1 //p" "$R/guest-console.log" 2>/dev/null | tail -1; }
+
+# --- the images afterwards, as dom0 sees them (jtap has let go of them: the guests are gone)
+if [ "$E2E_BACKEND" = jtap ] && [ -n "${DOMID:-}" ]; then
+    wait_for 30 eval '! xenstore-list /local/domain/0/backend/vbd 2>/dev/null | grep -q .'
+    # debugfs_md5 IMAGE: md5 of /data in the ext4 filesystem of a raw image
+    debugfs_md5() { rm -f /tmp/e2e-data; debugfs -R "dump /data /tmp/e2e-data" "$1" > /dev/null 2>&1; md5sum < /tmp/e2e-data 2>/dev/null | cut -d' ' -f1; rm -f /tmp/e2e-data; }
+    want=$(ginfo data-md5); got=$(debugfs_md5 /var/lib/e2e/disk.img)
+    check raw-image-matches-guest test -n "$want" -a "$want" = "$got"
+    if has qcow2; then
+        if qemu-img check $QCOW2 > "$R/qemu-img-check.txt" 2>&1; then pass qcow2-qemu-img-check "$(grep -E 'allocated|fragmented' "$R/qemu-img-check.txt" | head -1)"
+        else fail qcow2-qemu-img-check "exit $?"; cat "$R/qemu-img-check.txt"; fi
+        qemu-img info $QCOW2 > "$R/qemu-img-info.txt" 2>&1
+        qemu-img convert -O raw $QCOW2 /var/lib/e2e/qcow2-export.raw
+        want=$(ginfo qcow2-data-md5); got=$(debugfs_md5 /var/lib/e2e/qcow2-export.raw)
+        check qcow2-image-matches-guest test -n "$want" -a "$want" = "$got"
+        rm -f /var/lib/e2e/qcow2-export.raw
+    fi
+    if has ro; then
+        check ro-guest-read-matches test "$(ginfo ro-md5)" = "$RO_MD5"
+        check ro-image-unchanged test "$(md5sum < $RO_IMG | cut -d' ' -f1)" = "$RO_MD5"
+    fi
+    if has jtapattach; then
+        check jtap-attached-image-matches-guest test "$(ginfo xvdd-md5)" = "$(head -c 4M $EXTRA_IMG | md5sum | cut -d' ' -f1)"
+    fi
+fi
 
 # --- jtap's log, dom0's kernel log
 if [ -n "$JTAP_PID" ]; then
@@ -278,12 +479,4 @@ fi
 dmesg > "$R/dmesg.txt"
 check dom0-kernel-log-clean bash -c "! grep -iE '(grant|gnttab|evtchn|event.channel).*(fail|warn|error|leak)|(fail|warn|error).*(grant|gnttab|evtchn|event.channel)' '$R/dmesg.txt'"
 
-# --- logs for whoever reads a failure
-xl dmesg > "$R/xen-dmesg.txt" 2>&1
-cp -r /var/log/xen "$R/var-log-xen" 2>/dev/null
-record "TIME plan-total $(up)"
-echo DONE >> "$R/results.txt"
-say "plan done: $(grep -c '^PASS' "$R/results.txt") passed, $(grep -c '^FAIL' "$R/results.txt") failed"
-exec > /dev/console 2>&1
-sync; sleep 1
-umount /results 2>/dev/null || umount -l /results
+finish_plan
