@@ -24,7 +24,7 @@ JTAP_READY_TIMEOUT=120
 JTAP_SERVES_NET=1
 # The parts of the plan beyond the basic disk and network tests (guest/test.sh lists them), by mode; run.sh's
 # E2E_FEATURES replaces the list. jtapattach runs only when bin/jtap has an attach command.
-E2E_FEATURES_kernel=""
+E2E_FEATURES_kernel="peer save"
 E2E_FEATURES_jtap="qcow2 ro peer detach jtapattach save"
 # the run's directory under e2e/cache, from the kernel argument e2e.run=
 E2E_RUN=$(sed -n 's/.*e2e\.run=\([^ ]*\).*/\1/p' /proc/cmdline)
