@@ -190,6 +190,17 @@ final class Qcow2Check {
         if (clusters > Integer.MAX_VALUE - 8) {
             throw new IOException("image too large to check: clusters=" + clusters + ", file_length=" + fileLength);
         }
+        // One int per host cluster (qemu-img check keeps one counter per cluster too). A damaged image can have a
+        // sparse file far longer than its data (a write placed by a corrupted offset): refuse cleanly rather than
+        // exhaust the heap.
+        Runtime rt = Runtime.getRuntime();
+        long available = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
+        long need = clusters * Integer.BYTES;
+        if (need > available / 2) {
+            throw new IOException("image too large to check with this heap: file_length=" + fileLength
+                    + ", cluster_size=" + clusterSize + ", clusters=" + clusters + " need " + (need >> 20)
+                    + " MiB of refcount counters, " + (available >> 20) + " MiB of heap available (raise -Xmx)");
+        }
         refs = new int[(int) clusters];
         reference(0, clusterSize);
         checkL1(header.l1TableOffset, header.l1Size, true, "active");
