@@ -323,6 +323,11 @@ if [ -n "$DOMID" ]; then
         f=$FE/vif/0; b=$(xs $f/backend)
         record "INFO netif frontend: rx-copy=$(xs $f/request-rx-copy) gso-tcpv4=$(xs $f/feature-gso-tcpv4) gso-tcpv6=$(xs $f/feature-gso-tcpv6) sg=$(xs $f/feature-sg) csum-offload=$(xs $f/feature-no-csum-offload) queues=$(xs $f/multi-queue-num-queues)"
         record "INFO netif backend $b: rx-copy=$(xs $b/feature-rx-copy) gso-tcpv4=$(xs $b/feature-gso-tcpv4) sg=$(xs $b/feature-sg) max-queues=$(xs $b/multi-queue-max-queues)"
+        # what iperf3 runs over: GSO and checksum offload negotiated (netif.h: the frontend asks for GSO with
+        # feature-gso-tcpv4 when the backend offers it; checksum offload is on unless feature-no-csum-offload=1)
+        check netif-gso-negotiated test "$(xs $f/feature-gso-tcpv4)" = 1 -a "$(xs $b/feature-gso-tcpv4)" = 1
+        check netif-csum-offload-on test "$(xs $f/feature-no-csum-offload)" != 1
+        check netif-multi-queue test "$(xs $f/multi-queue-num-queues)" -ge 2 2>/dev/null
     else
         fail vif-connected "frontend state $(xs $FE/vif/0/state) after 60 s"
     fi
