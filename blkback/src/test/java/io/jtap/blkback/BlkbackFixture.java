@@ -6,6 +6,7 @@ import io.jtap.testkit.blkfront.SimulatedBlkfront;
 import io.jtap.testkit.blkfront.SimulatedToolstack;
 import io.jtap.xen.XenPlatform;
 import io.jtap.xen.XenStore;
+import io.jtap.xen.XenbusState;
 import io.jtap.xen.sim.SimulatedDomain;
 import io.jtap.xen.sim.SimulatedXen;
 
@@ -107,6 +108,19 @@ final class BlkbackFixture implements AutoCloseable {
     }
 
     /** Self-describing data: each 8-byte word holds {@code tag << 48 | byte offset on the disk}. */
+    /**
+     * The device's state once it equals {@code want}, or after 10 s whatever it is then. A device records its state
+     * after the xenstore write that a frontend waits for has committed, so a test that saw the node change may
+     * otherwise look a moment too early.
+     */
+    static XenbusState awaitState(BlkbackDevice d, XenbusState want) throws InterruptedException {
+        long deadline = System.nanoTime() + java.time.Duration.ofSeconds(10).toNanos();
+        while (d.state() != want && System.nanoTime() < deadline) {
+            Thread.sleep(1);
+        }
+        return d.state();
+    }
+
     static byte[] pattern(long offset, int length, int tag) {
         ByteBuffer b = ByteBuffer.allocate(length).order(ByteOrder.LITTLE_ENDIAN);
         for (int i = 0; i < length; i += 8) {

@@ -67,10 +67,10 @@ class ControlPathTest {
             byte[] data = BlkbackFixture.pattern(round * 65536L, 65536, round + 1);
             f.write(round % 2, round * 128L, data);
             f.disconnect();
-            assertEquals(XenbusState.Closed, d.backend().state());
+            assertEquals(XenbusState.Closed, BlkbackFixture.awaitState(d.backend(), XenbusState.Closed));
             assertEquals(0, f.grantsStillMapped());
             f.reconnect();
-            assertEquals(XenbusState.Connected, d.backend().state());
+            assertEquals(XenbusState.Connected, BlkbackFixture.awaitState(d.backend(), XenbusState.Connected));
             for (int r = 0; r <= round; r++) {
                 assertArrayEquals(BlkbackFixture.pattern(r * 65536L, 65536, r + 1), f.read(0, r * 128L, 128));
             }
@@ -88,7 +88,7 @@ class ControlPathTest {
         f.write(1, 0, data);
         f.restartWithoutClosing();
         assertEquals(0, f.grantsStillMapped(), "the backend unmapped the old rings and persistent grants");
-        assertEquals(XenbusState.Connected, d.backend().state());
+        assertEquals(XenbusState.Connected, BlkbackFixture.awaitState(d.backend(), XenbusState.Connected));
         assertArrayEquals(data, f.read(0, 0, 32));
         f.disconnect();
     }
@@ -134,7 +134,7 @@ class ControlPathTest {
         while (d.backend().state() != XenbusState.Closed && System.nanoTime() < deadline) {
             Thread.sleep(2);
         }
-        assertEquals(XenbusState.Closed, d.backend().state());
+        assertEquals(XenbusState.Closed, BlkbackFixture.awaitState(d.backend(), XenbusState.Closed));
         assertTrue(fx.xs.read(d.backendPath()).isEmpty(), "backend directory came back");
         assertEquals(List.of(), fx.xs.directory("/local/domain/0/backend/vbd/" + d.guest().domid()));
     }
@@ -154,7 +154,7 @@ class ControlPathTest {
         f.disconnect();
         f.switchState(1);
         Thread.sleep(200);
-        assertEquals(XenbusState.Closed, d.backend().state());
+        assertEquals(XenbusState.Closed, BlkbackFixture.awaitState(d.backend(), XenbusState.Closed));
         assertEquals("6", fx.xs.readString(d.backendPath() + "/state").orElseThrow());
     }
 
@@ -162,7 +162,7 @@ class ControlPathTest {
     @Test
     void aFailedDeviceGoesClosedWhenTakenOffline() throws Exception {
         BlkbackFixture.Device d = fx.addDevice("/nonexistent/disk.raw", "w", "disk", BlkbackConfig.defaults());
-        assertEquals(XenbusState.Closing, d.backend().state());
+        assertEquals(XenbusState.Closing, BlkbackFixture.awaitState(d.backend(), XenbusState.Closing));
         SimulatedToolstack.setOffline(fx.xs, d.backendPath());
         long deadline = System.nanoTime() + WAIT.toNanos();
         while (d.backend().state() != XenbusState.Closed && System.nanoTime() < deadline) {
@@ -198,7 +198,7 @@ class ControlPathTest {
         } else {
             bad = fx.addDevice(params, mode, type, BlkbackConfig.defaults());
         }
-        assertEquals(XenbusState.Closing, bad.backend().state());
+        assertEquals(XenbusState.Closing, BlkbackFixture.awaitState(bad.backend(), XenbusState.Closing));
         String error = fx.xs.readString(bad.backendPath() + "/error").orElseThrow();
         assertTrue(error.contains(key.equals("params") && value.startsWith("/nonexistent") ? "nonexistent" : key),
                 error);
@@ -238,14 +238,14 @@ class ControlPathTest {
             while (d.backend().state() != XenbusState.Closing && System.nanoTime() < deadline) {
                 Thread.sleep(2);
             }
-            assertEquals(XenbusState.Closing, d.backend().state());
+            assertEquals(XenbusState.Closing, BlkbackFixture.awaitState(d.backend(), XenbusState.Closing));
             String error = fx.xs.readString(d.backendPath() + "/error").orElseThrow();
             assertTrue(error.contains(key) || error.contains("ring"), error);
             guestXs.write(fe + "/state", "6");
             while (d.backend().state() != XenbusState.Closed && System.nanoTime() < deadline) {
                 Thread.sleep(2);
             }
-            assertEquals(XenbusState.Closed, d.backend().state());
+            assertEquals(XenbusState.Closed, BlkbackFixture.awaitState(d.backend(), XenbusState.Closed));
         }
     }
 
@@ -292,7 +292,7 @@ class ControlPathTest {
         SimulatedBlkfront f = fx.frontend(d, Features.defaults());
         store.failures.set(BlkbackDevice.FRONTEND_READ_RETRIES);
         f.connect();
-        assertEquals(XenbusState.Connected, d.backend().state());
+        assertEquals(XenbusState.Connected, BlkbackFixture.awaitState(d.backend(), XenbusState.Connected));
         byte[] data = BlkbackFixture.pattern(0, 4096, 7);
         f.write(0, 0, data);
         assertArrayEquals(data, f.read(0, 0, 8));

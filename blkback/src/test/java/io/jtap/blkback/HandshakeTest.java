@@ -54,10 +54,10 @@ class HandshakeTest {
     void handshakeNegotiatesAndServes(String name, Features features) throws Exception {
         Path image = fx.createImage("raw", "disk.raw", SIZE);
         BlkbackFixture.Device d = fx.addDevice(image.toString(), "w", "disk", BlkbackConfig.defaults());
-        assertEquals(XenbusState.InitWait, d.backend().state());
+        assertEquals(XenbusState.InitWait, BlkbackFixture.awaitState(d.backend(), XenbusState.InitWait));
         SimulatedBlkfront f = fx.frontend(d, features);
         f.connect();
-        assertEquals(XenbusState.Connected, d.backend().state());
+        assertEquals(XenbusState.Connected, BlkbackFixture.awaitState(d.backend(), XenbusState.Connected));
         assertEquals("1", f.backendNode("feature-flush-cache").orElseThrow());
         assertEquals("1", f.backendNode("feature-barrier").orElseThrow());
         assertEquals("1", f.backendNode("feature-discard").orElseThrow());
@@ -88,7 +88,7 @@ class HandshakeTest {
             assertEquals(0, d.backend().persistentGrants());
         }
         f.disconnect();
-        assertEquals(XenbusState.Closed, d.backend().state());
+        assertEquals(XenbusState.Closed, BlkbackFixture.awaitState(d.backend(), XenbusState.Closed));
         assertEquals(0, f.grantsStillMapped());
     }
 
