@@ -10,6 +10,7 @@ import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.ParentCommand;
@@ -32,11 +33,8 @@ final class CommitCommand implements Callable<Integer> {
     @Option(names = "-d", description = "do not empty the overlay afterwards")
     boolean keep;
 
-    @Option(names = "-p", description = "show a progress bar")
-    boolean progressBar;
-
-    @Option(names = "--progress", paramLabel = "jsonl", description = "print progress as JSON lines on stdout")
-    String progressMode;
+    @Mixin
+    ProgressOptions progressOptions;
 
     @Option(names = "-q", description = "quiet")
     boolean quiet;
@@ -46,7 +44,7 @@ final class CommitCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        Progress.Mode mode = ConvertCommand.progressMode(progressBar, progressMode);
+        Progress.Mode mode = progressOptions.mode();
         String formatName;
         try (Image overlay = tool.opener.open(filename, format, OpenOptions.defaults().withReadOnly(true)
                 .withOpenBacking(false))) {

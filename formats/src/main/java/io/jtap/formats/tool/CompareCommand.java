@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.ParentCommand;
@@ -35,11 +36,8 @@ final class CompareCommand implements Callable<Integer> {
     @Option(names = "-s", description = "strict: sizes and allocation must match too")
     boolean strict;
 
-    @Option(names = "-p", description = "show a progress bar")
-    boolean progressBar;
-
-    @Option(names = "--progress", paramLabel = "jsonl", description = "print progress as JSON lines")
-    String progressMode;
+    @Mixin
+    ProgressOptions progressOptions;
 
     @Option(names = "-q", description = "quiet")
     boolean quiet;
@@ -80,7 +78,7 @@ final class CompareCommand implements Callable<Integer> {
         long common = Math.min(sizeA, sizeB);
         ByteBuffer bufA = ByteBuffer.allocateDirect(CHUNK);
         ByteBuffer bufB = ByteBuffer.allocateDirect(CHUNK);
-        try (Progress progress = Progress.start(ConvertCommand.progressMode(progressBar, progressMode),
+        try (Progress progress = Progress.start(progressOptions.mode(),
                 Math.max(sizeA, sizeB), tool.out, tool.err)) {
             for (long off = 0; off < common; ) {
                 ImageChain.Status sa = a.status(off, common - off);

@@ -15,6 +15,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.ParentCommand;
@@ -69,11 +70,8 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = "-c", description = "compress the target's data clusters")
     boolean compress;
 
-    @Option(names = "-p", description = "show a progress bar")
-    boolean progressBar;
-
-    @Option(names = "--progress", paramLabel = "jsonl", description = "print progress as JSON lines on stdout")
-    String progressMode;
+    @Mixin
+    ProgressOptions progressOptions;
 
     @Option(names = "-q", description = "quiet")
     boolean quiet;
@@ -95,19 +93,6 @@ final class ConvertCommand implements Callable<Integer> {
 
     @Parameters(index = "1", paramLabel = "output_filename")
     String target;
-
-    static Progress.Mode progressMode(boolean bar, String mode) {
-        if (mode != null) {
-            return switch (mode) {
-                case "jsonl" -> Progress.Mode.JSONL;
-                case "bar" -> Progress.Mode.BAR;
-                case "none" -> Progress.Mode.NONE;
-                default -> throw new ToolException(1, "Invalid --progress value '" + mode
-                        + "' (expecting jsonl, bar or none)");
-            };
-        }
-        return bar ? Progress.Mode.BAR : Progress.Mode.NONE;
-    }
 
     @Override
     public Integer call() throws IOException {
@@ -132,7 +117,7 @@ final class ConvertCommand implements Callable<Integer> {
                     + " (expecting none, writeback, writethrough, directsync or unsafe)");
         };
         ImageFormat targetFormat = tool.opener.format(outputFormat);
-        Progress.Mode mode = progressMode(progressBar, progressMode);
+        Progress.Mode mode = progressOptions.mode();
         OpenOptions sourceOptions = OpenOptions.defaults().withReadOnly(true);
         try (Image src = tool.opener.open(source, format, sourceOptions)) {
             ImageChain chain = ImageChain.of(src, source);

@@ -12,6 +12,7 @@ import java.nio.file.Path;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.ParentCommand;
@@ -43,11 +44,8 @@ final class RebaseCommand implements Callable<Integer> {
     @Option(names = "-F", paramLabel = "backing_fmt", description = "format of the new backing file")
     String backingFormat;
 
-    @Option(names = "-p", description = "show a progress bar")
-    boolean progressBar;
-
-    @Option(names = "--progress", paramLabel = "jsonl", description = "print progress as JSON lines on stdout")
-    String progressMode;
+    @Mixin
+    ProgressOptions progressOptions;
 
     @Option(names = "-q", description = "quiet")
     boolean quiet;
@@ -57,7 +55,7 @@ final class RebaseCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        Progress.Mode mode = ConvertCommand.progressMode(progressBar, progressMode);
+        Progress.Mode mode = progressOptions.mode();
         Path overlayPath = Path.of(filename);
         Optional<BackingReference> newRef = Optional.empty();
         if (!backing.isEmpty()) {
