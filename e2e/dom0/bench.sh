@@ -1,6 +1,7 @@
-# Sourced by dom0/init.sh in bench mode (bench/xen-bench.sh): the same fio jobs and iperf3 runs in a PV
-# guest whose disk is served by jtap, by the kernel's xen-blkback and by QEMU's qdisk, and whose NIC is served
-# by jtap's netback and by the kernel's xen-netback, all in this one boot. The backends take turns, round after
+# Sourced by dom0/init.sh in bench mode (bench/xen-bench.sh), which provides record/pass/fail, wait_for, pv_cfg and
+# jtap_start/jtap_stop: the same fio jobs and iperf3 runs in a PV guest whose disk is served by jtap, by the
+# kernel's xen-blkback and by QEMU's qdisk, and whose NIC is served by jtap's netback and by the kernel's
+# xen-netback, all in this one boot. The backends take turns, round after
 # round, so that a slow phase of the (shared, emulated) machine hits them alike.
 #
 # Images: three raw images with identical content, on one ext4 filesystem on dom0's /dev/vdc (the host's
@@ -23,18 +24,6 @@ cp /bench/jtap.img /bench/kernel.img; cp /bench/jtap.img /bench/qdisk.img; sync
 record "TIME bench-images $(since "$t")"
 record "INFO qemu dom0 device model: $(pgrep -a -f xen-qemu-system | head -1 | cut -c1-80)"
 
-JTAP_PID=
-jtap_start() {
-    [ -n "$JTAP_PID" ] && return 0
-    JTAP_JAVA_OPTS="-Djava.util.logging.config.file=/run/e2e-dom0/jtap-logging.properties" $JTAP_SERVE >> "$R/jtap.log" 2>&1 &
-    JTAP_PID=$!
-    local n0; n0=$(grep -cE "$JTAP_READY_REGEX" "$R/jtap.log")
-    wait_for "$JTAP_READY_TIMEOUT" eval '[ "$(grep -cE "$JTAP_READY_REGEX" "$R/jtap.log")" -gt "$n0" ]'
-}
-jtap_stop() {
-    [ -z "$JTAP_PID" ] && return 0
-    kill "$JTAP_PID" 2>/dev/null; wait "$JTAP_PID" 2>/dev/null; JTAP_PID=
-}
 kernel_backends() { # kernel_backends on|off
     if [ "$1" = on ]; then
         rm -f /etc/modprobe.d/e2e-no-kernel-backends.conf; modprobe -a xen-blkback xen-netback
@@ -58,20 +47,8 @@ bench_one() {
                 disk="format=raw, vdev=xvda, access=rw, backendtype=qdisk, target=/bench/qdisk.img" ;;
     esac
     sync; echo 3 > /proc/sys/vm/drop_caches
-    cat > /run/$name.cfg <<CFG
-name = "$name"
-type = "pv"
-kernel = "/var/lib/e2e/vmlinuz"
-ramdisk = "/var/lib/e2e/initrd.img"
-extra = "console=hvc0 loglevel=4 panic=-1 e2e.role=bench e2e.label=$b e2e.net=$net e2e.benchsec=$BENCH_SECONDS"
-memory = 384
-vcpus = 2
-disk = [ "$disk" ]
-vif = [ $( [ $net = 1 ] && echo "\"mac=$GUEST_MAC, bridge=xenbr0\"" ) ]
-on_poweroff = "destroy"
-on_reboot = "destroy"
-on_crash = "destroy"
-CFG
+    pv_cfg "$name" 384 2 "e2e.role=bench e2e.label=$b e2e.net=$net e2e.benchsec=$BENCH_SECONDS" "\"$disk\"" \
+        "$( [ $net = 1 ] && echo "\"mac=$GUEST_MAC, bridge=xenbr0\"" )"
     say "bench: $name"
     local t0; t0=$(now)
     if ! timeout 240 xl create /run/$name.cfg > "$R/xl-create-$name.log" 2>&1; then

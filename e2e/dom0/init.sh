@@ -50,11 +50,12 @@ check() { # check NAME CONDITION-COMMAND... : PASS or FAIL on the command's stat
     if "$@"; then pass "$name"; else fail "$name"; fi
 }
 xs() { xenstore-read "$1" 2>/dev/null; }
-wait_for() { # wait_for SECONDS COMMAND...
-    local n=$(( $1 * 2 )); shift
-    while [ $n -gt 0 ]; do "$@" && return 0; sleep 0.5; n=$((n - 1)); done
+wait_every() { # wait_every INTERVAL SECONDS COMMAND...: until COMMAND succeeds, trying every INTERVAL seconds
+    local interval="$1" n; n=$(awk -v s="$2" -v i="$1" 'BEGIN{print int(s / i)}'); shift 2
+    while [ "$n" -gt 0 ]; do "$@" && return 0; sleep "$interval"; n=$((n - 1)); done
     return 1
 }
+wait_for() { wait_every 0.5 "$@"; } # wait_for SECONDS COMMAND...
 
 mkdir -p /jtap-tree
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro jtaptree /jtap-tree || say "no jtaptree share"
@@ -174,37 +175,31 @@ for f in qcow2 ro detach jtapattach peer save; do has $f && GUEST_FLAGS="$GUEST_
 VIF_LINE="mac=$GUEST_MAC, bridge=xenbr0"
 GUEST_NET=1
 if [ "$E2E_BACKEND" != kernel ] && [ "$JTAP_SERVES_NET" != 1 ]; then GUEST_NET=0; fi
-cat > /run/g1.cfg <<CFG
-name = "g1"
+# pv_cfg NAME MEMORY-MIB VCPUS GUEST-ARGS DISK-LINES VIF-LINES: /run/NAME.cfg for a PV guest of the e2e kernel and
+# initramfs; the lines are xl's list items, already quoted ("..." , "...")
+pv_cfg() {
+    cat > "/run/$1.cfg" <<CFG
+name = "$1"
 type = "pv"
 kernel = "/var/lib/e2e/vmlinuz"
 ramdisk = "/var/lib/e2e/initrd.img"
-extra = "console=hvc0 loglevel=6 panic=-1 e2e.role=main e2e.net=$GUEST_NET$GUEST_FLAGS"
+extra = "console=hvc0 loglevel=6 panic=-1 $4"
+memory = $2
+vcpus = $3
+disk = [ $5 ]
+vif = [ $6 ]
+on_poweroff = "destroy"
+on_reboot = "destroy"
+on_crash = "destroy"
+CFG
+}
 # blkfront with persistent grants preallocates (segments + indirect pages) x ring slots pages per queue: with
 # 32 segments and 512 slots (ring order 4) 66 MiB per queue, so 400 MiB for three disks of two queues
-memory = 768
-vcpus = 2
-disk = [ $DISK_LINES ]
-vif = [ $( [ $GUEST_NET = 1 ] && echo "\"$VIF_LINE\"" ) ]
-on_poweroff = "destroy"
-on_reboot = "destroy"
-on_crash = "destroy"
-CFG
+pv_cfg g1 768 2 "e2e.role=main e2e.net=$GUEST_NET$GUEST_FLAGS" "$DISK_LINES" \
+    "$( [ $GUEST_NET = 1 ] && echo "\"$VIF_LINE\"" )"
 cp /run/g1.cfg "$R/g1.cfg"
 # the second guest: network only
-cat > /run/g2.cfg <<CFG
-name = "g2"
-type = "pv"
-kernel = "/var/lib/e2e/vmlinuz"
-ramdisk = "/var/lib/e2e/initrd.img"
-extra = "console=hvc0 loglevel=6 panic=-1 e2e.role=peer e2e.net=1"
-memory = 256
-vcpus = 1
-vif = [ "mac=$PEER_MAC, bridge=xenbr0" ]
-on_poweroff = "destroy"
-on_reboot = "destroy"
-on_crash = "destroy"
-CFG
+pv_cfg g2 256 1 "e2e.role=peer e2e.net=1" "" "\"mac=$PEER_MAC, bridge=xenbr0\""
 record "INFO disk-lines: $DISK_LINES"
 if [ $GUEST_NET = 1 ]; then record "INFO vif-line: $VIF_LINE"; else record "INFO vif-line: none (jtap does not serve backend/vif yet: JTAP_SERVES_NET=0)"; fi
 
@@ -219,29 +214,41 @@ finish_plan() {
     sync; sleep 1
     umount /results 2>/dev/null || umount -l /results
 }
+# --- jtap, before xl create (libxl waits only ~10 s for a backend to reach InitWait)
+JTAP_PID=
+# jtap_start: starts `jtap serve` (unless it runs), its output appended to jtap.log; true once it printed one more
+# ready line, false if it exited or took longer than JTAP_READY_TIMEOUT
+jtap_start() {
+    [ -n "$JTAP_PID" ] && return 0
+    touch "$R/jtap.log"
+    local ready0; ready0=$(grep -cE "$JTAP_READY_REGEX" "$R/jtap.log")
+    JTAP_JAVA_OPTS="-Djava.util.logging.config.file=/run/e2e-dom0/jtap-logging.properties" $JTAP_SERVE >> "$R/jtap.log" 2>&1 &
+    JTAP_PID=$!
+    jtap_ready() { [ "$(grep -cE "$JTAP_READY_REGEX" "$R/jtap.log")" -gt "$ready0" ]; }
+    jtap_gone() { ! kill -0 "$JTAP_PID" 2>/dev/null; }
+    wait_for "$JTAP_READY_TIMEOUT" eval 'jtap_ready || jtap_gone'
+    jtap_ready && ! jtap_gone
+}
+jtap_stop() {
+    [ -z "$JTAP_PID" ] && return 0
+    kill "$JTAP_PID" 2>/dev/null; wait "$JTAP_PID" 2>/dev/null; JTAP_PID=
+}
+if [ "$E2E_BACKEND" = jtap ]; then
+    say "starting: $JTAP_SERVE"
+    t=$(now)
+    if jtap_start; then
+        pass jtap-started "$(grep -E "$JTAP_READY_REGEX" "$R/jtap.log" | head -1)"; record "TIME jtap-ready $(since "$t")"
+    else
+        fail jtap-started "no line matching /$JTAP_READY_REGEX/ within $JTAP_READY_TIMEOUT s, or it exited"; tail -20 "$R/jtap.log"
+    fi
+fi
+# bench mode (bench/xen-bench.sh) has its own plan from here on
 if [ "$E2E_BACKEND" = bench ]; then
     install -m 0755 /run/e2e-dom0/block-e2e /etc/xen/scripts/block-e2e
     . /run/e2e-dom0/bench.sh
     dmesg > "$R/dmesg.txt"
     finish_plan
     exit 0
-fi
-
-# --- jtap, before xl create (libxl waits only ~10 s for a backend to reach InitWait)
-JTAP_PID=
-if [ "$E2E_BACKEND" = jtap ]; then
-    say "starting: $JTAP_SERVE"
-    t=$(now)
-    JTAP_JAVA_OPTS="-Djava.util.logging.config.file=/run/e2e-dom0/jtap-logging.properties" $JTAP_SERVE > "$R/jtap.log" 2>&1 &
-    JTAP_PID=$!
-    jtap_ready() { grep -qE "$JTAP_READY_REGEX" "$R/jtap.log"; }
-    jtap_gone() { ! kill -0 "$JTAP_PID" 2>/dev/null; }
-    wait_for "$JTAP_READY_TIMEOUT" eval 'jtap_ready || jtap_gone'
-    if jtap_ready && ! jtap_gone; then
-        pass jtap-started "$(grep -E "$JTAP_READY_REGEX" "$R/jtap.log" | head -1)"; record "TIME jtap-ready $(since "$t")"
-    else
-        fail jtap-started "no line matching /$JTAP_READY_REGEX/ within $JTAP_READY_TIMEOUT s, or it exited"; tail -20 "$R/jtap.log"
-    fi
 fi
 
 # backend state of the guest's disk, sampled every half second while xl create runs
@@ -352,7 +359,7 @@ if [ -n "$DOMID" ]; then
     # Polls every 2 s with two cheap commands: dom0's CPU is the emulated guest's CPU too.
     await() {
         local t0 n=$(( $2 / 2 )); t0=$(now)
-        while [ $n -gt 0 ] && ! synced "$1" && ! guest_gone_cheap; do sleep 2; n=$((n - 1)); done
+        wait_every 2 "$2" eval "synced $1 || guest_gone_cheap"
         if synced "$1"; then say "guest at $1 after $(since "$t0") s"; return 0; fi
         fail "sync-$1" "the guest did not reach it within $2 s"; return 1
     }
@@ -372,7 +379,7 @@ if [ -n "$DOMID" ]; then
         t2=$(now)
         if timeout 240 xl create /run/g2.cfg > "$R/xl-create-g2.log" 2>&1; then
             PEER_DOMID=$(xl domid g2); pass xl-create-peer "domid=$PEER_DOMID"
-            n=150; while [ $n -gt 0 ] && xenstore-read "/local/domain/$PEER_DOMID/name" > /dev/null 2>&1; do sleep 2; n=$((n - 1)); done
+            wait_every 2 300 eval '! xenstore-read "/local/domain/$PEER_DOMID/name" > /dev/null 2>&1'
             if ! xl domid g2 > /dev/null 2>&1; then pass peer-finished "after $(since "$t2") s"
             else fail peer-finished "still running after 300 s"; xl destroy g2; fi
         else
@@ -416,7 +423,7 @@ if [ -n "$DOMID" ]; then
         fi
         release save
     fi
-    n=300; while [ $n -gt 0 ] && ! guest_gone_cheap; do sleep 2; n=$((n - 1)); done
+    wait_every 2 600 guest_gone_cheap
     if guest_gone; then
         pass guest-finished "after $(since "$t") s"
     else
@@ -478,7 +485,7 @@ fi
 
 # --- jtap's log, dom0's kernel log
 if [ -n "$JTAP_PID" ]; then
-    kill "$JTAP_PID" 2>/dev/null; wait "$JTAP_PID" 2>/dev/null
+    jtap_stop
     check jtap-log-clean bash -c "! grep -E '(^| )(ERROR|SEVERE)( |:)' '$R/jtap.log'"
 fi
 dmesg > "$R/dmesg.txt"
