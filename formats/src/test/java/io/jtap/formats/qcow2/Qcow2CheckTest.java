@@ -4,10 +4,12 @@ import static io.jtap.formats.QemuTools.run;
 import static io.jtap.formats.QemuTools.runAllowingFailure;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.jtap.formats.Checkable;
+import io.jtap.formats.CreateOptions;
 import io.jtap.formats.Image;
 import io.jtap.formats.ImageCheck;
 import io.jtap.formats.ImageFormats;
@@ -16,6 +18,7 @@ import io.jtap.formats.QemuTools;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -308,5 +311,29 @@ class Qcow2CheckTest {
             assertThrows(java.nio.file.AccessDeniedException.class, () -> ((Checkable) image).check(true, false));
             assertTrue(((Checkable) image).check(false, false).isClean());
         }
+    }
+
+    /**
+     * check keeps one counter per host cluster of the file, and a damaged image's file can be far longer than its
+     * data (a sparse write placed by a corrupt offset; found by Qcow2FuzzTest, seed 17526858004629). With a small
+     * heap the check must refuse with the sizes named, not die of OutOfMemoryError. Runs jtap-img in a JVM of its
+     * own with -Xmx64m: a 1 TiB file of 64 KiB clusters needs 64 MiB of counters.
+     */
+    @Test
+    void aFileTooLongForTheHeapIsRefusedWithItsSizesNamed() throws Exception {
+        Path img = dir.resolve("long.qcow2");
+        ImageFormats.defaults().get("qcow2").create(img, CreateOptions.ofSize(1 << 20));
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(1L << 40);
+        }
+        Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx64m",
+                "-cp", System.getProperty("java.class.path"), "io.jtap.formats.tool.JtapImg", "check", img.toString())
+                .redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        int exit = p.waitFor();
+        assertTrue(out.contains("image too large to check with this heap") && out.contains("clusters=16777217"),
+                "exit " + exit + ", output:\n" + out);
+        assertFalse(out.contains("OutOfMemoryError"), out);
+        assertTrue(exit != 0, "exit " + exit);
     }
 }
