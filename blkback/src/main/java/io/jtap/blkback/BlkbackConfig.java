@@ -21,10 +21,13 @@ import java.time.Duration;
  * @param ioEngine              how plain reads reach the image's DATA extents: {@value #IO_ENGINE_IO_URING} (submitted
  *                              by the ring thread, see {@code io.jtap.aio.LinuxIoUring}), or {@value #IO_ENGINE_POOL}
  *                              (everything on the worker pool); the engine is never chosen silently
+ * @param offloadReadBytes      io_uring reads of at least this many bytes run on io_uring's kernel workers instead
+ *                              of inside the ring thread's submit (see {@link #DEFAULT_OFFLOAD_READ_BYTES}); 0 never
  */
 public record BlkbackConfig(GrantMode grantMode, int maxPersistentGrants, int maxPersistentGrantsTotal,
                             Duration persistentIdle, int maxIndirectSegments, int maxRingPageOrder, int maxQueues,
-                            boolean discard, int discardGranularity, int physicalSectorSize, String ioEngine) {
+                            boolean discard, int discardGranularity, int physicalSectorSize, String ioEngine,
+                            int offloadReadBytes) {
     /** Reads through io_uring, submitted and reaped by the ring thread. */
     public static final String IO_ENGINE_IO_URING = "io_uring";
     /** All IO on the bounded worker pool. */
@@ -51,6 +54,14 @@ public record BlkbackConfig(GrantMode grantMode, int maxPersistentGrants, int ma
      * grants per request (one map call per request) until idle or purged grants give pages back.
      */
     public static final int DEFAULT_MAX_PERSISTENT_GRANTS_TOTAL = 32768;
+    /**
+     * Reads of 256 KiB and more (a quarter of a 1 MiB indirect request) are copied by io_uring's kernel workers: a
+     * page-cache hit is otherwise copied inside the ring thread's {@code io_uring_enter}, so one ring copies one
+     * request at a time. Offloaded, the copies of several large requests run on other cores while the ring thread
+     * takes the next requests; below this size the hand-off costs more than the copy. Measured in
+     * {@code bench/README.md} (1 MiB sequential reads).
+     */
+    public static final int DEFAULT_OFFLOAD_READ_BYTES = 256 << 10;
     /** Linux {@code MAX_INDIRECT_SEGMENTS} default advertised by blkback. */
     public static final int DEFAULT_MAX_INDIRECT_SEGMENTS = 256;
 
@@ -61,6 +72,9 @@ public record BlkbackConfig(GrantMode grantMode, int maxPersistentGrants, int ma
         }
         if (maxRingPageOrder < 0 || maxRingPageOrder > 4) {
             throw new IllegalArgumentException("maxRingPageOrder out of range: maxRingPageOrder=" + maxRingPageOrder);
+        }
+        if (offloadReadBytes < 0) {
+            throw new IllegalArgumentException("offloadReadBytes out of range: offloadReadBytes=" + offloadReadBytes);
         }
         if (maxQueues < 1 || maxPersistentGrants < 0 || maxPersistentGrantsTotal < 0) {
             throw new IllegalArgumentException("bad config: maxQueues=" + maxQueues + ", maxPersistentGrants="
@@ -77,55 +91,66 @@ public record BlkbackConfig(GrantMode grantMode, int maxPersistentGrants, int ma
     public static BlkbackConfig defaults() {
         return new BlkbackConfig(GrantMode.PERSISTENT, DEFAULT_MAX_PERSISTENT_GRANTS,
                 DEFAULT_MAX_PERSISTENT_GRANTS_TOTAL, Duration.ofSeconds(60), DEFAULT_MAX_INDIRECT_SEGMENTS, 4, 4, true,
-                4096, 512, IO_ENGINE_IO_URING);
+                4096, 512, IO_ENGINE_IO_URING, DEFAULT_OFFLOAD_READ_BYTES);
     }
 
     public BlkbackConfig withGrantMode(GrantMode value) {
         return new BlkbackConfig(value, maxPersistentGrants, maxPersistentGrantsTotal, persistentIdle,
                 maxIndirectSegments, maxRingPageOrder, maxQueues, discard, discardGranularity, physicalSectorSize,
-                ioEngine);
+                ioEngine, offloadReadBytes);
     }
 
     public BlkbackConfig withMaxPersistentGrants(int value) {
         return new BlkbackConfig(grantMode, value, maxPersistentGrantsTotal, persistentIdle, maxIndirectSegments,
-                maxRingPageOrder, maxQueues, discard, discardGranularity, physicalSectorSize, ioEngine);
+                maxRingPageOrder, maxQueues, discard, discardGranularity, physicalSectorSize,
+                ioEngine, offloadReadBytes);
     }
 
     public BlkbackConfig withMaxPersistentGrantsTotal(int value) {
         return new BlkbackConfig(grantMode, maxPersistentGrants, value, persistentIdle, maxIndirectSegments,
-                maxRingPageOrder, maxQueues, discard, discardGranularity, physicalSectorSize, ioEngine);
+                maxRingPageOrder, maxQueues, discard, discardGranularity, physicalSectorSize,
+                ioEngine, offloadReadBytes);
     }
 
     public BlkbackConfig withPersistentIdle(Duration value) {
         return new BlkbackConfig(grantMode, maxPersistentGrants, maxPersistentGrantsTotal, value, maxIndirectSegments,
-                maxRingPageOrder, maxQueues, discard, discardGranularity, physicalSectorSize, ioEngine);
+                maxRingPageOrder, maxQueues, discard, discardGranularity, physicalSectorSize,
+                ioEngine, offloadReadBytes);
     }
 
     public BlkbackConfig withMaxIndirectSegments(int value) {
         return new BlkbackConfig(grantMode, maxPersistentGrants, maxPersistentGrantsTotal, persistentIdle, value,
-                maxRingPageOrder, maxQueues, discard, discardGranularity, physicalSectorSize, ioEngine);
+                maxRingPageOrder, maxQueues, discard, discardGranularity, physicalSectorSize,
+                ioEngine, offloadReadBytes);
     }
 
     public BlkbackConfig withMaxRingPageOrder(int value) {
         return new BlkbackConfig(grantMode, maxPersistentGrants, maxPersistentGrantsTotal, persistentIdle,
-                maxIndirectSegments, value, maxQueues, discard, discardGranularity, physicalSectorSize, ioEngine);
+                maxIndirectSegments, value, maxQueues, discard, discardGranularity, physicalSectorSize,
+                ioEngine, offloadReadBytes);
     }
 
     public BlkbackConfig withMaxQueues(int value) {
         return new BlkbackConfig(grantMode, maxPersistentGrants, maxPersistentGrantsTotal, persistentIdle,
                 maxIndirectSegments, maxRingPageOrder, value, discard, discardGranularity, physicalSectorSize,
-                ioEngine);
+                ioEngine, offloadReadBytes);
     }
 
     public BlkbackConfig withDiscard(boolean value) {
         return new BlkbackConfig(grantMode, maxPersistentGrants, maxPersistentGrantsTotal, persistentIdle,
                 maxIndirectSegments, maxRingPageOrder, maxQueues, value, discardGranularity, physicalSectorSize,
-                ioEngine);
+                ioEngine, offloadReadBytes);
+    }
+
+    public BlkbackConfig withOffloadReadBytes(int value) {
+        return new BlkbackConfig(grantMode, maxPersistentGrants, maxPersistentGrantsTotal, persistentIdle,
+                maxIndirectSegments, maxRingPageOrder, maxQueues, discard, discardGranularity, physicalSectorSize,
+                ioEngine, value);
     }
 
     public BlkbackConfig withIoEngine(String value) {
         return new BlkbackConfig(grantMode, maxPersistentGrants, maxPersistentGrantsTotal, persistentIdle,
                 maxIndirectSegments, maxRingPageOrder, maxQueues, discard, discardGranularity, physicalSectorSize,
-                value);
+                value, offloadReadBytes);
     }
 }

@@ -186,6 +186,11 @@ public final class BlkbackDevice implements AutoCloseable {
         return runOnControlQuietly(() -> queues.stream().mapToLong(BlkifQueue::engineIos).sum());
     }
 
+    /** Times the rings published responses (moved rsp_prod), summed over queues. */
+    public long responsePushes() {
+        return runOnControlQuietly(() -> queues.stream().mapToLong(BlkifQueue::responsePushes).sum());
+    }
+
     /** Flushes and discards the current connection's queues sent to io_uring (raw images). */
     public long engineFences() {
         return runOnControlQuietly(() -> queues.stream().mapToLong(BlkifQueue::engineFences).sum());
@@ -412,6 +417,7 @@ public final class BlkbackDevice implements AutoCloseable {
             if (config.ioEngine().equals(BlkbackConfig.IO_ENGINE_IO_URING)) {
                 engine = BlockIoEngines.open(BlockIoEngines.IO_URING, BlockIoEngines.DEFAULT_QUEUE_DEPTH,
                         Math.max(BlockIoEngines.DEFAULT_MAX_SEGMENTS, config.maxIndirectSegments()));
+                engine.offloadReadsFrom(config.offloadReadBytes());
             }
             ring = grants.map(frontendId, fq.refs(), true);
             evtchn = platform.openEventChannels();

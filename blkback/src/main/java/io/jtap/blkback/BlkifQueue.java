@@ -78,6 +78,18 @@ final class BlkifQueue implements AutoCloseable {
     /** How long the ring thread sleeps in poll when idle before it looks at the clock again. */
     private static final int IDLE_POLL_MS = 100;
     /**
+     * Data IO prepared in one pass above which the ring thread submits and answers before it dispatches more: four
+     * 64 KiB requests go in one system call, a 1 MiB request alone.
+     */
+    private static final long SUBMIT_BYTES = 256 << 10;
+    /**
+     * Requests dispatched in one pass after which the ring thread submits and answers before it dispatches more: the
+     * frontend, woken by the first answers, refills the ring while this thread serves the rest, instead of both
+     * sides taking turns with a whole ring's worth (4 KiB reads at queue depth 32: 0.33 to 0.48 of pread in
+     * {@code bench/README.md}).
+     */
+    private static final int SUBMIT_REQUESTS = 8;
+    /**
      * How often the persistent grants are purged (Linux: {@code xen_blkif_lru_interval}, 100 ms): it bounds how many
      * pages a working set larger than the cache makes this ring unmap and remap per second.
      */
@@ -132,6 +144,10 @@ final class BlkifQueue implements AutoCloseable {
     /** Set once the last pass over the ring after a stop request was made. */
     private boolean drained;
     private boolean responsesWritten;
+    /** Bytes of data IO prepared in the engine since its last submit. */
+    private long unsubmittedBytes;
+    /** Requests dispatched since the engine's last submit. */
+    private int unsubmittedRequests;
     private long nextPurgeNs;
     private volatile boolean stopping;
     private volatile long requestsServed;
@@ -139,6 +155,8 @@ final class BlkifQueue implements AutoCloseable {
     private volatile long engineReads;
     private volatile long engineWrites;
     private volatile long engineIos;
+    /** Times this ring published responses (moved rsp_prod). */
+    private volatile long responsePushes;
     private volatile long engineFences;
     private boolean closed;
 
@@ -220,6 +238,10 @@ final class BlkifQueue implements AutoCloseable {
         return engineIos;
     }
 
+    long responsePushes() {
+        return responsePushes;
+    }
+
     /** Pages mapped persistently now (0 unless in persistent mode). */
     int persistentGrants() {
         return persistentGrants;
@@ -268,9 +290,9 @@ final class BlkifQueue implements AutoCloseable {
      */
     int doWork() throws IOException {
         int work = reapCompletions();
-        if (engine != null && engineOps > 0) {
-            work += engine.reap(engineCompleted);
-        }
+        work += reapEngine();
+        // What is done is published before new IO starts: a page-cache read completes inside the submit below.
+        pushResponses();
         if (!halted && !drained) {
             // On stop, one last pass: what the frontend published before the stop is answered, not dropped.
             if (stopping) {
@@ -280,12 +302,8 @@ final class BlkifQueue implements AutoCloseable {
         }
         work += dispatchWaiting();
         submitEngine();
-        if (responsesWritten) {
-            responsesWritten = false;
-            if (ring.pushResponsesAndCheckNotify()) {
-                evtchn.notify(port);
-            }
-        }
+        work += reapEngine();
+        pushResponses();
         if (persistent != null) {
             long now = System.nanoTime();
             if (now - nextPurgeNs > 0) {
@@ -301,6 +319,25 @@ final class BlkifQueue implements AutoCloseable {
         return work;
     }
 
+    /** Publishes the responses written since the last push and kicks the frontend if it asked for it. */
+    private void pushResponses() throws IOException {
+        if (responsesWritten) {
+            responsesWritten = false;
+            responsePushes++;
+            if (ring.pushResponsesAndCheckNotify()) {
+                evtchn.notify(port);
+            }
+        }
+    }
+
+    /** Reaps the engine's completions when there are any (checked without a system call). */
+    private int reapEngine() throws IOException {
+        if (engine == null || engineOps == 0 || !engine.completionsReady()) {
+            return 0;
+        }
+        return engine.reap(engineCompleted);
+    }
+
     /** Starts what this pass prepared in the engine, in one system call. */
     private void submitEngine() {
         if (!engineDirty) {
@@ -309,6 +346,8 @@ final class BlkifQueue implements AutoCloseable {
         try {
             engine.submit();
             engineDirty = false;
+            unsubmittedBytes = 0;
+            unsubmittedRequests = 0;
         } catch (IOException | RuntimeException e) {
             // The prepared operations stay queued in the engine; the next pass tries again.
             log.warn("queue=" + index + ": engine submit failed, retrying: " + e.getMessage());
@@ -464,6 +503,18 @@ final class BlkifQueue implements AutoCloseable {
             waiting.poll();
             dispatch(r);
             n++;
+            if (unsubmittedBytes >= SUBMIT_BYTES || ++unsubmittedRequests >= SUBMIT_REQUESTS) {
+                // Start these requests' IO and answer what is done before taking more, so that the frontend refills
+                // the ring while this thread serves the rest (a page-cache read completes inside the submit).
+                submitEngine();
+                try {
+                    reapEngine();
+                    pushResponses();
+                } catch (IOException e) {
+                    // The pass's own reap and push come next and retry.
+                    log.warn("queue=" + index + ": reaping the engine failed: " + e.getMessage());
+                }
+            }
         }
         return n;
     }
@@ -797,6 +848,7 @@ final class BlkifQueue implements AutoCloseable {
                 engineIos++;
                 engineOps++;
                 engineDirty = true;
+                unsubmittedBytes += e.length();
                 r.pendingOps++;
             }
             engineWrites++;
@@ -897,6 +949,7 @@ final class BlkifQueue implements AutoCloseable {
                     engineIos++;
                     engineOps++;
                     engineDirty = true;
+                    unsubmittedBytes += e.length();
                     r.pendingOps++;
                 }
             }

@@ -25,7 +25,8 @@ record ServeOptions(String xen, String kind, OptionalInt domid, int workers, Blk
             "usage: jtap serve [--xen=linux|simulated] [--backend-kind=vbd] [--domid=N] [--workers=N]",
             "                  [--blk=on|off] [--net=tap|switch|off]",
             "                  [--grant-mode=persistent|map|copy] [--max-queues=N] [--max-ring-page-order=0..4]",
-            "                  [--max-indirect-segments=N] [--max-persistent-grants=N] [--io-engine=io_uring|pool]");
+            "                  [--max-indirect-segments=N] [--max-persistent-grants=N] [--io-engine=io_uring|pool]",
+            "                  [--offload-reads-from=BYTES]");
 
     static ServeOptions parse(List<String> args) throws UsageException {
         String xen = "linux";
@@ -82,6 +83,7 @@ record ServeOptions(String xen, String kind, OptionalInt domid, int workers, Blk
                 case "max-indirect-segments" -> config = config.withMaxIndirectSegments(number(name, value, 0, 4096));
                 case "max-persistent-grants" -> config = config.withMaxPersistentGrants(
                         number(name, value, 0, 1 << 20));
+                case "offload-reads-from" -> config = config.withOffloadReadBytes(number(name, value, 0, 1 << 30));
                 case "io-engine" -> {
                     if (!value.equals(BlkbackConfig.IO_ENGINE_IO_URING)
                             && !value.equals(BlkbackConfig.IO_ENGINE_POOL)) {

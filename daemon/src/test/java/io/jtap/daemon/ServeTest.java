@@ -26,7 +26,8 @@ class ServeTest {
     void optionsParse() throws Exception {
         ServeOptions o = ServeOptions.parse(List.of("--xen=simulated", "--backend-kind=vbd3", "--grant-mode=copy",
                 "--max-queues=2", "--max-ring-page-order=3", "--max-indirect-segments=512",
-                "--max-persistent-grants=100", "--workers=3", "--domid=7", "--io-engine=pool"));
+                "--max-persistent-grants=100", "--workers=3", "--domid=7", "--io-engine=pool",
+                "--offload-reads-from=65536"));
         assertEquals("simulated", o.xen());
         assertEquals("vbd3", o.kind());
         assertEquals(GrantMode.COPY, o.config().grantMode());
@@ -37,6 +38,7 @@ class ServeTest {
         assertEquals(3, o.workers());
         assertEquals(7, o.domid().getAsInt());
         assertEquals("pool", o.config().ioEngine());
+        assertEquals(65536, o.config().offloadReadBytes());
         assertTrue(o.blk());
         assertEquals("tap", o.net());
         ServeOptions netOnly = ServeOptions.parse(List.of("--blk=off", "--net=switch"));
@@ -53,6 +55,7 @@ class ServeTest {
         "--backend-kind=../x | bad --backend-kind: value=../x",
         "--frobnicate=1 | unknown option: --frobnicate",
         "--io-engine=aio | bad --io-engine: value=aio",
+        "--offload-reads-from=-1 | bad --offload-reads-from: value=-1, expected 0..1073741824",
         "serve | expected --name=value: argument=serve",
         "--net=bridge | bad --net: value=bridge, expected tap, switch or off",
         "--blk=maybe | bad --blk: value=maybe, expected on or off",

@@ -115,6 +115,21 @@ public interface BlockIoEngine extends AutoCloseable {
     int reap(CompletionHandler handler) throws IOException;
 
     /**
+     * Reads of at least {@code bytes} run off the owner's thread, so that a large read from the page cache (a copy the
+     * engine may otherwise do inside {@link #submit()}) overlaps with the owner's other work; 0 turns it off. An
+     * engine that always runs operations elsewhere ignores it.
+     */
+    default void offloadReadsFrom(long bytes) {
+    }
+
+    /**
+     * Whether a {@link #reap} now would deliver a completion, without a system call: a cheap check for an owner
+     * that busy-polls briefly before it sleeps on {@link #completionFd()}. A false answer may be stale by the time
+     * it is returned; the owner still sleeps on the fd, so nothing is lost.
+     */
+    boolean completionsReady();
+
+    /**
      * A non-blocking eventfd that becomes readable (POLLIN) when completions may be waiting; owned by the engine.
      * Poll it with the ring's other fds, then call {@link #reap}.
      */

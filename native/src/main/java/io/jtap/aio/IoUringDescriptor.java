@@ -115,6 +115,7 @@ final class IoUringDescriptor {
 
     // sqe->flags
     static final int IOSQE_IO_DRAIN = 1 << 1;
+    static final int IOSQE_ASYNC = 1 << 4;
 
     /** {@code /proc/sys/kernel/io_uring_disabled}: 0 all, 1 only members of io_uring_group, 2 nobody (Linux 6.6+). */
     static final String IO_URING_DISABLED_SYSCTL = "/proc/sys/kernel/io_uring_disabled";

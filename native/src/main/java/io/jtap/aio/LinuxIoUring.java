@@ -23,6 +23,7 @@ import static io.jtap.aio.IoUringDescriptor.IORING_REGISTER_EVENTFD;
 import static io.jtap.aio.IoUringDescriptor.IORING_SETUP_CLAMP;
 import static io.jtap.aio.IoUringDescriptor.IORING_SETUP_CQSIZE;
 import static io.jtap.aio.IoUringDescriptor.IORING_SETUP_SUBMIT_ALL;
+import static io.jtap.aio.IoUringDescriptor.IOSQE_ASYNC;
 import static io.jtap.aio.IoUringDescriptor.PARAMS_CQ_ENTRIES_OFFSET;
 import static io.jtap.aio.IoUringDescriptor.PARAMS_CQ_OFF_OFFSET;
 import static io.jtap.aio.IoUringDescriptor.PARAMS_FEATURES_OFFSET;
@@ -115,6 +116,8 @@ public final class LinuxIoUring implements BlockIoEngine {
     private int sqTail;
     /** The CQ head as the owner has consumed it; the owner is the only writer of the shared head. */
     private int cqHead;
+    /** See {@link #offloadReadsFrom(long)}; 0: never. */
+    private long offloadReadsFrom;
     private boolean closed;
 
     private LinuxIoUring(int queueDepth, int maxSegments) throws IOException {
@@ -383,11 +386,19 @@ public final class LinuxIoUring implements BlockIoEngine {
     private void queueTransfer(int slot) throws IOException {
         IoVector v = slots.vectors[slot];
         byte opcode = slots.op[slot] == IoSlots.OP_READV ? IORING_OP_READV : IORING_OP_WRITEV;
-        queueSqe(opcode, slots.fd[slot], slots.offset[slot], v.firstEntryAddress(), v.remainingSegments(), 0, slot);
+        byte sqeFlags = (byte) (opcode == IORING_OP_READV && offloadReadsFrom > 0 && v.length() >= offloadReadsFrom
+                ? IOSQE_ASYNC : 0);
+        queueSqe(opcode, slots.fd[slot], slots.offset[slot], v.firstEntryAddress(), v.remainingSegments(), 0, slot,
+                sqeFlags);
+    }
+
+    private void queueSqe(byte opcode, int fd, long off, long addr, int len, int rwFlags, int slot)
+            throws IOException {
+        queueSqe(opcode, fd, off, addr, len, rwFlags, slot, (byte) 0);
     }
 
     /** Writes one SQE at the local SQ tail (io_uring_get_sqe + io_uring_prep_rw). */
-    private void queueSqe(byte opcode, int fd, long off, long addr, int len, int rwFlags, int slot)
+    private void queueSqe(byte opcode, int fd, long off, long addr, int len, int rwFlags, int slot, byte sqeFlags)
             throws IOException {
         // We see the kernel's advance of the SQ head (it has consumed those SQEs) /before/ we overwrite the SQEs it
         // consumed. Without SQPOLL the kernel consumes only inside io_uring_enter, so this is belt and braces.
@@ -401,7 +412,7 @@ public final class LinuxIoUring implements BlockIoEngine {
         }
         int base = (sqTail & sqMask) * SQE_SIZE;
         sqes.put(base + SQE_OPCODE_OFFSET, opcode);
-        sqes.put(base + SQE_FLAGS_OFFSET, (byte) 0);
+        sqes.put(base + SQE_FLAGS_OFFSET, sqeFlags);
         sqes.putShort(base + SQE_IOPRIO_OFFSET, (short) 0);
         sqes.putInt(base + SQE_FD_OFFSET, fd);
         sqes.putLong(base + SQE_OFF_OFFSET, off);
@@ -446,6 +457,25 @@ public final class LinuxIoUring implements BlockIoEngine {
             throw new ErrnoException("io_uring_enter(toSubmit=" + toSubmit + ", minComplete=" + minComplete + ")",
                     -r);
         }
+    }
+
+    /**
+     * Reads of at least {@code bytes} are queued with {@code IOSQE_ASYNC}: one of io_uring's kernel workers does
+     * them, so that a page-cache hit (which io_uring otherwise copies inside {@code io_uring_enter}, on the calling
+     * thread) runs on another core while this thread goes on. 0 (the default) never does.
+     */
+    @Override
+    public void offloadReadsFrom(long bytes) {
+        if (bytes < 0) {
+            throw new IllegalArgumentException("offloadReadsFrom: bytes=" + bytes);
+        }
+        offloadReadsFrom = bytes;
+    }
+
+    @Override
+    public boolean completionsReady() {
+        // A CQE the kernel has published (the acquire pairs with the kernel's release of the CQ tail).
+        return (int) INT.getAcquire(cqRing, cqTailOffset) != cqHead;
     }
 
     @Override

@@ -256,6 +256,13 @@ public final class ThreadPoolIoEngine implements BlockIoEngine {
     }
 
     @Override
+    public boolean completionsReady() {
+        synchronized (completionLock) {
+            return completedTail != completedHead;
+        }
+    }
+
+    @Override
     public int reap(CompletionHandler handler) throws IOException {
         ensureOpen();
         return reapCompletions(handler);

@@ -1,6 +1,7 @@
 package io.jtap.aio;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
@@ -20,6 +21,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
@@ -122,6 +124,34 @@ abstract class BlockIoEngineContract {
         FileWords.check(a, 0, 512, FileWords.IMAGE, 81920 + 5120, "segment 3");
         FileWords.check(a, 512, 3584, FileWords.IMAGE, 81920 + 512, "segment 1");
         FileWords.check(b, 512, 1024, FileWords.IMAGE, 81920 + 4096, "segment 2");
+    }
+
+    /**
+     * Large reads handed off the owner's thread ({@link BlockIoEngine#offloadReadsFrom}) land as any read does, next to
+     * small ones that are not, and {@link BlockIoEngine#completionsReady} tells when they can be reaped.
+     */
+    @Test
+    void offloadedReadsFillTheirSegmentsAndAreReadyWhenComplete() throws IOException {
+        Path image = dir.resolve("image");
+        FileWords.createImage(image, 1 << 20);
+        int fd = openFd(image, LibC.O_RDONLY);
+        BlockIoEngine engine = engine(8, 64);
+        engine.offloadReadsFrom(64 << 10);
+        assertFalse(engine.completionsReady(), "nothing in flight");
+        ByteBuffer big = ByteBuffer.allocateDirect(256 << 10);
+        ByteBuffer small = ByteBuffer.allocateDirect(4096);
+        IoVector v = engine.vector();
+        for (int i = 0; i < 64; i++) {
+            v.add(big, i * 4096, 4096);
+        }
+        engine.readv(fd, 131072, v, 1);
+        engine.readv(fd, 4096, engine.vector().add(small, 0, 4096), 2);
+        engine.submit();
+        List<Completion> got = awaitCompletions(engine, 2);
+        assertFalse(engine.completionsReady(), "all reaped");
+        assertEquals(Set.of(new Completion(1, 256 << 10), new Completion(2, 4096)), Set.copyOf(got));
+        FileWords.check(big, 0, 256 << 10, FileWords.IMAGE, 131072, "offloaded read");
+        FileWords.check(small, 0, 4096, FileWords.IMAGE, 4096, "inline read");
     }
 
     @Test

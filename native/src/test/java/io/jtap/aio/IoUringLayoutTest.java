@@ -30,6 +30,7 @@ import static io.jtap.aio.IoUringDescriptor.IORING_SETUP_CQSIZE;
 import static io.jtap.aio.IoUringDescriptor.IORING_SETUP_SUBMIT_ALL;
 import static io.jtap.aio.IoUringDescriptor.IORING_SQ_CQ_OVERFLOW;
 import static io.jtap.aio.IoUringDescriptor.IORING_UNREGISTER_EVENTFD;
+import static io.jtap.aio.IoUringDescriptor.IOSQE_ASYNC;
 import static io.jtap.aio.IoUringDescriptor.IOSQE_IO_DRAIN;
 import static io.jtap.aio.IoUringDescriptor.PARAMS_CQ_ENTRIES_OFFSET;
 import static io.jtap.aio.IoUringDescriptor.PARAMS_CQ_OFF_OFFSET;
@@ -150,6 +151,7 @@ class IoUringLayoutTest {
         e.put("IORING_OP_FALLOCATE", (long) IORING_OP_FALLOCATE);
         e.put("IORING_FSYNC_DATASYNC", (long) IORING_FSYNC_DATASYNC);
         e.put("IOSQE_IO_DRAIN", (long) IOSQE_IO_DRAIN);
+        e.put("IOSQE_ASYNC", (long) IOSQE_ASYNC);
         // libc and kernel constants the engines rely on
         e.put("__NR_io_uring_setup", LibC.SYS_io_uring_setup);
         e.put("__NR_io_uring_enter", LibC.SYS_io_uring_enter);

@@ -58,7 +58,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * (seconds, default 1), {@code jtap.bench.dir} (where the images go, default a temporary directory),
  * {@code jtap.bench.cases} (comma-separated substrings of case names to run, default all),
  * {@code jtap.bench.maxPersistentGrants} (the backend's persistent grants per ring, default
- * {@link BlkbackConfig#DEFAULT_MAX_PERSISTENT_GRANTS}; below the frontend's working set of 771 pages per queue in the
+ * {@link BlkbackConfig#DEFAULT_MAX_PERSISTENT_GRANTS}; below the frontend's working set of 2056 pages per queue in the
  * 1 MiB cases, it measures a cache that cannot hold them all).
  */
 public final class BlkbackEndToEnd {
@@ -78,9 +78,16 @@ public final class BlkbackEndToEnd {
     }
 
     static final Workload RAND_4K_READ = new Workload("4k-randread-qd32", 4096, true, false, 32);
-    /** 1 MiB requests: the frontend's 4 MiB of pages per queue hold three (256 data + 1 indirect page each). */
-    static final Workload SEQ_1M_READ = new Workload("1m-seqread", 1 << 20, false, false, 3);
-    static final Workload SEQ_1M_WRITE = new Workload("1m-seqwrite", 1 << 20, false, true, 3);
+    /** 1 MiB requests, 8 in flight as fio's {@code iodepth=8} in {@code bench/xen-bench.sh}. */
+    static final Workload SEQ_1M_READ = new Workload("1m-seqread-qd8", 1 << 20, false, false, 8);
+    static final Workload SEQ_1M_WRITE = new Workload("1m-seqwrite-qd8", 1 << 20, false, true, 8);
+
+    /** The frontend's pages per queue: the workload's requests in flight with their indirect pages. */
+    static int poolPages(Workload w) {
+        int pages = w.blockBytes / 4096;
+        int perRequest = pages + (pages > 11 ? (pages + 511) / 512 : 0);
+        return Math.max(SimulatedBlkfront.Features.DEFAULT_POOL_PAGES, w.queueDepth * perRequest);
+    }
 
     private static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
     private static final com.sun.management.OperatingSystemMXBean OS =
@@ -203,7 +210,8 @@ public final class BlkbackEndToEnd {
         try {
             device.start();
             SimulatedBlkfront f = new SimulatedBlkfront(xen, guest, devid, SimulatedBlkfront.Features.defaults()
-                    .withPersistent(c.mode == GrantMode.PERSISTENT).withQueues(c.queues));
+                    .withPersistent(c.mode == GrantMode.PERSISTENT).withQueues(c.queues)
+                    .withPoolPages(poolPages(c.workload)));
             try {
                 f.connect();
                 FrontendDriver driver = new FrontendDriver(f, c.workload, c.queues, size);

@@ -40,8 +40,6 @@ import java.util.concurrent.TimeoutException;
  * behave as a hostile guest. Not thread-safe: one test thread drives it.
  */
 public final class SimulatedBlkfront implements AutoCloseable {
-    /** Pages per queue for data and indirect descriptors: 4 MiB, four 1 MiB indirect requests in flight. */
-    private static final int POOL_PAGES = 1024;
     private static final Duration TIMEOUT = Duration.ofSeconds(20);
 
     /**
@@ -53,31 +51,44 @@ public final class SimulatedBlkfront implements AutoCloseable {
      * @param queues              queues to ask for (1 = no {@code multi-queue-num-queues} node)
      * @param abi                 the ring layout and {@code protocol} node
      */
+    /**
+     * What the frontend asks for.
+     *
+     * @param poolPages pages per queue for data and indirect descriptors (granted once with persistent grants):
+     *                  {@link #DEFAULT_POOL_PAGES} holds three 1 MiB indirect requests in flight
+     */
     public record Features(boolean persistent, int maxIndirectSegments, int ringPageOrder, int queues,
-                           BlkifAbi abi) {
-        /** Persistent grants, up to 256 indirect segments, a single-page ring, one queue, x86_64. */
+                           BlkifAbi abi, int poolPages) {
+        /** 4 MiB per queue. */
+        public static final int DEFAULT_POOL_PAGES = 1024;
+
+        /** Persistent grants, up to 256 indirect segments, a single-page ring, one queue, x86_64, 4 MiB of pages. */
         public static Features defaults() {
-            return new Features(true, 256, 0, 1, BlkifAbi.X86_64);
+            return new Features(true, 256, 0, 1, BlkifAbi.X86_64, DEFAULT_POOL_PAGES);
         }
 
         public Features withPersistent(boolean v) {
-            return new Features(v, maxIndirectSegments, ringPageOrder, queues, abi);
+            return new Features(v, maxIndirectSegments, ringPageOrder, queues, abi, poolPages);
         }
 
         public Features withIndirect(int v) {
-            return new Features(persistent, v, ringPageOrder, queues, abi);
+            return new Features(persistent, v, ringPageOrder, queues, abi, poolPages);
         }
 
         public Features withRingPageOrder(int v) {
-            return new Features(persistent, maxIndirectSegments, v, queues, abi);
+            return new Features(persistent, maxIndirectSegments, v, queues, abi, poolPages);
         }
 
         public Features withQueues(int v) {
-            return new Features(persistent, maxIndirectSegments, ringPageOrder, v, abi);
+            return new Features(persistent, maxIndirectSegments, ringPageOrder, v, abi, poolPages);
         }
 
         public Features withAbi(BlkifAbi v) {
-            return new Features(persistent, maxIndirectSegments, ringPageOrder, queues, v);
+            return new Features(persistent, maxIndirectSegments, ringPageOrder, queues, v, poolPages);
+        }
+
+        public Features withPoolPages(int v) {
+            return new Features(persistent, maxIndirectSegments, ringPageOrder, queues, abi, v);
         }
     }
 
@@ -322,7 +333,7 @@ public final class SimulatedBlkfront implements AutoCloseable {
             FrontRing ring = FrontRing.init(ringPages.buffer(), order, entry);
             int[] ringRefs = ringPages.grantAll(0, false);
             int port = evtchn.bindUnboundPort(0);
-            GuestPages pool = guest.allocatePages(POOL_PAGES);
+            GuestPages pool = guest.allocatePages(wanted.poolPages());
             int[] poolRefs = persistent ? pool.grantAll(0, false) : null;
             queues.add(new Queue(ringPages, ringRefs, ring, port, pool, poolRefs));
         }
@@ -604,6 +615,9 @@ public final class SimulatedBlkfront implements AutoCloseable {
     }
 
     private void push(Queue q) throws IOException {
+        if (deferPushes) {
+            return;
+        }
         if (q.ring.pushRequestsAndCheckNotify()) {
             evtchn.notify(q.port);
         }
@@ -731,7 +745,20 @@ public final class SimulatedBlkfront implements AutoCloseable {
 
     /** Publishes raw slots and kicks the backend. */
     public void pushRaw(int queue) throws IOException {
-        push(queues.get(queue));
+        Queue q = queues.get(queue);
+        if (q.ring.pushRequestsAndCheckNotify()) {
+            evtchn.notify(q.port);
+        }
+    }
+
+    private boolean deferPushes;
+
+    /**
+     * While on, submitted requests are written to the ring but not published; {@link #pushRaw} publishes all of them
+     * with one update of req_prod (a frontend that batches, as blk-mq does with a plug).
+     */
+    public void deferPushes(boolean on) {
+        deferPushes = on;
     }
 
     /** Overwrites the shared {@code req_prod} (a bogus producer) and kicks the backend. */
