@@ -1,7 +1,7 @@
 package io.jtap.bench;
 
 import com.sun.jna.Memory;
-import com.sun.jna.NativeLong;
+import com.sun.jna.Pointer;
 import io.jtap.aio.BlockIoEngine;
 import io.jtap.aio.BlockIoEngines;
 import io.jtap.aio.CompletionHandler;
@@ -161,7 +161,7 @@ public class BlockIoEngineBenchmark {
         completed = 0;
         while (completed < QUEUE_DEPTH) {
             if (io.reap(onCompletion) == 0) {
-                LibC.poll(pollFd, new NativeLong(1), -1);
+                LibC.poll(Pointer.nativeValue(pollFd), 1, -1);
             } else {
                 refill();
             }

@@ -81,9 +81,11 @@ public final class LibC {
 
     public static native int close(int fd) throws LastErrorException;
 
-    public static native NativeLong read(int fd, Pointer buf, NativeLong count) throws LastErrorException;
+    /** {@code read(fd, buf, count)}: the bytes read, or -1 with errno ({@code Native.getLastError()}). */
+    public static native long read(int fd, long buf, long count);
 
-    public static native NativeLong write(int fd, Pointer buf, NativeLong count) throws LastErrorException;
+    /** {@code write(fd, buf, count)}: the bytes written, or -1 with errno ({@code Native.getLastError()}). */
+    public static native long write(int fd, long buf, long count);
 
     public static native int ioctl(int fd, NativeLong request, Pointer arg) throws LastErrorException;
 
@@ -92,8 +94,11 @@ public final class LibC {
 
     public static native int munmap(Pointer addr, NativeLong length) throws LastErrorException;
 
-    /** {@code struct pollfd} array as packed memory: 8 bytes each (int fd, short events, short revents). */
-    public static native int poll(Pointer fds, NativeLong nfds, int timeoutMs) throws LastErrorException;
+    /**
+     * {@code struct pollfd} array at native address {@code fds}: 8 bytes each (int fd, short events, short revents).
+     * The number ready, or -1 with errno ({@code Native.getLastError()}).
+     */
+    public static native int poll(long fds, long nfds, int timeoutMs);
 
     public static native int eventfd(int initval, int flags) throws LastErrorException;
 

@@ -2,6 +2,7 @@ package io.jtap.xen.linux;
 
 import com.sun.jna.LastErrorException;
 import com.sun.jna.Memory;
+import com.sun.jna.Native;
 import com.sun.jna.NativeLong;
 import com.sun.jna.Pointer;
 import java.io.IOException;
@@ -73,27 +74,48 @@ public final class Syscalls {
     }
 
     public static long read(int fd, Pointer buf, long count) throws ErrnoException {
+        long r = tryRead(fd, Pointer.nativeValue(buf), count);
+        if (r < 0) {
+            throw new ErrnoException("read(" + fd + ", " + count + ")", (int) -r);
+        }
+        return r;
+    }
+
+    /**
+     * {@code read(fd, address, count)} without throwing or allocating, for hot paths where an errno such as EAGAIN is
+     * expected: the bytes read, or {@code -errno}. EINTR is retried.
+     */
+    public static long tryRead(int fd, long address, long count) {
         while (true) {
-            try {
-                return LibC.read(fd, buf, new NativeLong(count)).longValue();
-            } catch (LastErrorException e) {
-                if (e.getErrorCode() == LibC.EINTR) {
-                    continue;
-                }
-                throw new ErrnoException("read(" + fd + ", " + count + ")", e.getErrorCode());
+            long r = LibC.read(fd, address, count);
+            if (r >= 0) {
+                return r;
+            }
+            int errno = Native.getLastError();
+            if (errno != LibC.EINTR) {
+                return -errno;
             }
         }
     }
 
     public static long write(int fd, Pointer buf, long count) throws ErrnoException {
+        long r = tryWrite(fd, Pointer.nativeValue(buf), count);
+        if (r < 0) {
+            throw new ErrnoException("write(" + fd + ", " + count + ")", (int) -r);
+        }
+        return r;
+    }
+
+    /** {@code write(fd, address, count)}: the bytes written, or {@code -errno}; never throws. EINTR is retried. */
+    public static long tryWrite(int fd, long address, long count) {
         while (true) {
-            try {
-                return LibC.write(fd, buf, new NativeLong(count)).longValue();
-            } catch (LastErrorException e) {
-                if (e.getErrorCode() == LibC.EINTR) {
-                    continue;
-                }
-                throw new ErrnoException("write(" + fd + ", " + count + ")", e.getErrorCode());
+            long r = LibC.write(fd, address, count);
+            if (r >= 0) {
+                return r;
+            }
+            int errno = Native.getLastError();
+            if (errno != LibC.EINTR) {
+                return -errno;
             }
         }
     }
@@ -116,6 +138,9 @@ public final class Syscalls {
         }
     }
 
+    /** Per thread: room for 64 {@code struct pollfd}, so that a wait allocates nothing. */
+    private static final ThreadLocal<Memory> POLL_FDS = ThreadLocal.withInitial(() -> new Memory(8L * 64));
+
     /**
      * Waits until one of {@code fds} is readable.
      *
@@ -125,33 +150,32 @@ public final class Syscalls {
         if (fds.length > 64) {
             throw new IllegalArgumentException("pollIn: at most 64 descriptors, got " + fds.length);
         }
-        try (Memory mem = new Memory(8L * Math.max(1, fds.length))) {
-            for (int i = 0; i < fds.length; i++) {
-                mem.setInt(8L * i, fds[i]);
-                mem.setShort(8L * i + 4, LibC.POLLIN);
-                mem.setShort(8L * i + 6, (short) 0);
-            }
-            int n;
-            while (true) {
-                try {
-                    n = LibC.poll(mem, new NativeLong(fds.length), timeoutMs);
-                    break;
-                } catch (LastErrorException e) {
-                    if (e.getErrorCode() != LibC.EINTR) {
-                        throw new ErrnoException("poll(" + fds.length + " fds)", e.getErrorCode());
-                    }
-                }
-            }
-            long ready = 0;
-            if (n > 0) {
-                for (int i = 0; i < fds.length; i++) {
-                    if (mem.getShort(8L * i + 6) != 0) {
-                        ready |= 1L << i;
-                    }
-                }
-            }
-            return ready;
+        Memory mem = POLL_FDS.get();
+        for (int i = 0; i < fds.length; i++) {
+            mem.setInt(8L * i, fds[i]);
+            mem.setShort(8L * i + 4, LibC.POLLIN);
+            mem.setShort(8L * i + 6, (short) 0);
         }
+        int n;
+        while (true) {
+            n = LibC.poll(Pointer.nativeValue(mem), fds.length, timeoutMs);
+            if (n >= 0) {
+                break;
+            }
+            int errno = Native.getLastError();
+            if (errno != LibC.EINTR) {
+                throw new ErrnoException("poll(" + fds.length + " fds)", errno);
+            }
+        }
+        long ready = 0;
+        if (n > 0) {
+            for (int i = 0; i < fds.length; i++) {
+                if (mem.getShort(8L * i + 6) != 0) {
+                    ready |= 1L << i;
+                }
+            }
+        }
+        return ready;
     }
 
     public static int eventfd(int initval, int flags) throws ErrnoException {

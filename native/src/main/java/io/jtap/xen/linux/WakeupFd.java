@@ -1,6 +1,7 @@
 package io.jtap.xen.linux;
 
 import com.sun.jna.Memory;
+import com.sun.jna.Pointer;
 import io.jtap.xen.linux.Syscalls.ErrnoException;
 import java.io.IOException;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -65,12 +66,9 @@ public final class WakeupFd implements AutoCloseable {
         if (!signalled.getAndSet(false)) {
             return;
         }
-        try {
-            Syscalls.read(fd, scratch, 8);
-        } catch (ErrnoException e) {
-            if (e.errno() != LibC.EAGAIN) {
-                throw e;
-            }
+        long r = Syscalls.tryRead(fd, Pointer.nativeValue(scratch), 8);
+        if (r < 0 && r != -LibC.EAGAIN) {
+            throw new ErrnoException("read(wakeup eventfd " + fd + ")", (int) -r);
         }
     }
 

@@ -1,5 +1,6 @@
 package io.jtap.xen.sim;
 
+import com.sun.jna.Pointer;
 import io.jtap.xen.EventChannels;
 import io.jtap.xen.linux.EvtchnDescriptor;
 import io.jtap.xen.linux.LibC;
@@ -121,35 +122,50 @@ public final class SimulatedEventChannels implements EventChannels {
 
     @Override
     public void notify(int port) throws IOException {
+        SimulatedEventChannels kick;
         synchronized (xen.lock) {
             ensureOpen();
             if (!ports.contains(port)) {
                 throw error("IOCTL_EVTCHN_NOTIFY(port=" + port + ")", LibC.ENOTCONN);
             }
-            send(xen, domain, domain.port(port));
+            kick = send(xen, domain, domain.port(port));
+        }
+        // The wake-up (a system call that may wake a sleeping thread) is made without the simulation's lock, which
+        // the woken side takes at once to read its pending ports.
+        if (kick != null) {
+            kick.kick();
         }
     }
 
-    /** Xen's {@code evtchn_send} from {@code port} of {@code from}: an unbound port drops it. Called with the lock. */
-    static void send(SimulatedXen xen, SimulatedDomain from, SimulatedPort port) {
+    /**
+     * Xen's {@code evtchn_send} from {@code port} of {@code from}: an unbound port drops it. Called with the lock.
+     *
+     * @return the handle whose eventfd must be signalled once the lock is released ({@link #kick()}), or null
+     */
+    static SimulatedEventChannels send(SimulatedXen xen, SimulatedDomain from, SimulatedPort port) {
         if (port.state != SimulatedPort.ECS_INTERDOMAIN) {
-            return;
+            return null;
         }
         SimulatedDomain remote = xen.liveDomain(port.remoteDomid);
         SimulatedPort rp = remote == null ? null : remote.port(port.remotePort);
-        if (rp != null) {
-            rp.owner.fire(rp);
+        if (rp != null && rp.owner.fire(rp)) {
+            return rp.owner;
         }
+        return null;
     }
 
-    /** An event on {@code p}, one of this handle's ports. Called with xen.lock held. */
-    private void fire(SimulatedPort p) {
+    /**
+     * An event on {@code p}, one of this handle's ports. Called with xen.lock held.
+     *
+     * @return true when the eventfd must be signalled: the first pending port, or an overflow
+     */
+    private boolean fire(SimulatedPort p) {
         if (closed) {
-            return;
+            return false;
         }
         if (p.masked) {
             p.latched = true;
-            return;
+            return false;
         }
         p.masked = true;
         if (ringSize == ring.length) {
@@ -158,12 +174,25 @@ public final class SimulatedEventChannels implements EventChannels {
             ring[(ringHead + ringSize) % ring.length] = p.port;
             ringSize++;
         }
-        if (ringSize == 1 || ringOverflow) {
-            counter.setLong(0, 1);
-            try {
-                Syscalls.write(eventfd, counter, 8);
-            } catch (ErrnoException e) {
-                // Only EAGAIN (counter at its maximum) is possible, and then the eventfd is readable anyway.
+        return ringSize == 1 || ringOverflow;
+    }
+
+    /** 1, the value every signal adds to an eventfd; only ever read. */
+    private static final Memory ONE = new Memory(8);
+
+    static {
+        ONE.setLong(0, 1);
+    }
+
+    /** Guards {@link #eventfd} between a kick made without xen.lock and {@link #close()}. */
+    private final Object kickLock = new Object();
+
+    /** Signals this handle's eventfd, unless it was closed meanwhile (its fd number may be another file's by then). */
+    void kick() {
+        synchronized (kickLock) {
+            if (!closed) {
+                // Only EAGAIN (counter at its maximum) can fail here, and then the eventfd is readable anyway.
+                Syscalls.tryWrite(eventfd, Pointer.nativeValue(ONE), 8);
             }
         }
     }
@@ -194,12 +223,9 @@ public final class SimulatedEventChannels implements EventChannels {
     }
 
     private void drainEventfd() throws ErrnoException {
-        try {
-            Syscalls.read(eventfd, counter, 8);
-        } catch (ErrnoException e) {
-            if (e.errno() != LibC.EAGAIN) {
-                throw e;
-            }
+        long r = Syscalls.tryRead(eventfd, Pointer.nativeValue(counter), 8);
+        if (r < 0 && r != -LibC.EAGAIN) {
+            throw new ErrnoException("read(event channel eventfd " + eventfd + ")", (int) -r);
         }
     }
 
@@ -256,10 +282,12 @@ public final class SimulatedEventChannels implements EventChannels {
             for (int port : ports.toArray(new Integer[0])) {
                 closePort(port);
             }
-            closed = true;
             xen.unregistered(this);
             counter.close();
-            Syscalls.close(eventfd);
+            synchronized (kickLock) {
+                closed = true;
+                Syscalls.close(eventfd);
+            }
         }
     }
 

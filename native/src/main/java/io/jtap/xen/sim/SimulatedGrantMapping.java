@@ -116,7 +116,10 @@ final class SimulatedGrantMapping implements GrantMapping {
                 if ((notifyAction & GrantTable.UNMAP_NOTIFY_SEND_EVENT) != 0) {
                     SimulatedPort p = table.domain().port(notifyPort);
                     if (p != null) {
-                        SimulatedEventChannels.send(granter.xen(), table.domain(), p);
+                        SimulatedEventChannels kick = SimulatedEventChannels.send(granter.xen(), table.domain(), p);
+                        if (kick != null) {
+                            kick.kick();
+                        }
                     }
                 }
             }
