@@ -4,7 +4,8 @@
 # for raw->qcow2, qcow2->raw and qcow2->qcow2, with the same options for both tools (defaults: -m 8, -S 4k,
 # in-order writes, and the same target cache mode: CACHE, by default unsafe, qemu-img convert's default, in which
 # neither tool syncs; CACHE=writeback makes both flush once at the end). Prints a markdown table: median wall time of RUNS runs,
-# jtap/qemu time ratio (< 1 means jtap is faster), and output sizes on disk (st_blocks). Every jtap output is
+# jtap/qemu time ratio (< 1 means jtap is faster), and output sizes on disk (st_blocks, after a sync of the output:
+# qemu-img -t unsafe leaves it in delayed allocation, which counts no extent-tree blocks yet). Every jtap output is
 # checked with qemu-img compare against the source (and qemu-img check for qcow2).
 #
 # Build first: mvn -DskipTests install.  Environment: SIZE_GIB (4), RUNS (3), DIR (/tmp/jtap-convert-bench),
@@ -45,10 +46,10 @@ run_case() { # name src srcfmt outfmt
     for _ in $(seq "$RUNS"); do
         rm -f "$out"; sync; t0=$(now)
         qemu-img convert $EXTRA -f "$sfmt" -O "$ofmt" "$src" "$out"
-        tq+=("$(echo "$(now) - $t0" | bc)"); sq=$(ondisk "$out")
+        tq+=("$(echo "$(now) - $t0" | bc)"); sync "$out"; sq=$(ondisk "$out")
         rm -f "$out"; sync; t0=$(now)
         "$jtap" convert $EXTRA -f "$sfmt" -O "$ofmt" "$src" "$out"
-        tj+=("$(echo "$(now) - $t0" | bc)"); sj=$(ondisk "$out")
+        tj+=("$(echo "$(now) - $t0" | bc)"); sync "$out"; sj=$(ondisk "$out")
     done
     qemu-img compare -q -f "$sfmt" -F "$ofmt" "$src" "$out" || { echo "MISMATCH: $name" >&2; exit 1; }
     if [ "$ofmt" = qcow2 ]; then qemu-img check -q "$out" || { echo "CHECK FAILED: $name" >&2; exit 1; }; fi

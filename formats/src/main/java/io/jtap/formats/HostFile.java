@@ -244,15 +244,21 @@ public final class HostFile implements AutoCloseable {
      * ({@code FALLOC_FL_KEEP_SIZE}), from there to {@code step} bytes past the write. One allocation per step keeps
      * the file contiguous on disk, which allocating each write separately does not (the file system places metadata
      * clusters written later elsewhere). {@link #close()} gives back what lies allocated past the end of the file.
-     * Switches itself off where the file system cannot allocate.
+     * Switches itself off where the file system cannot allocate. Allocation starts at the end of the file rounded up
+     * to {@code alignment} (a qcow2 cluster: a new image's file ends inside its L1 table's cluster, whose unused rest
+     * stays a hole as it never gets written).
      */
-    public void allocateAheadOfEnd(long step) throws IOException {
+    public void allocateAheadOfEnd(long step, long alignment) throws IOException {
         if (step <= 0 || fd < 0 || blockDevice) {
             return;
         }
+        if (alignment <= 0) {
+            throw new IllegalArgumentException("allocateAheadOfEnd: alignment=" + alignment);
+        }
         synchronized (this) {
             growthStep = step;
-            allocatedEnd = Math.max(allocatedEnd, channel.size());
+            long size = channel.size();
+            allocatedEnd = Math.max(allocatedEnd, (size + alignment - 1) / alignment * alignment);
         }
     }
 

@@ -145,9 +145,12 @@ public final class Qcow2Format implements ImageFormat {
                     }
                     write(ch, block, (1 + tableClusters + i) * clusterSize);
                 }
-                ByteBuffer l1 = ByteBuffer.allocate(clusterSize);
-                for (long i = 0; i < l1Clusters; i++) {
-                    write(ch, l1.clear(), h.l1TableOffset + i * clusterSize);
+                // The L1 table's own bytes only (to the file system's 4 KiB), as qemu-img does: the rest of its
+                // clusters stays a hole, and the file may end inside them until the first allocation.
+                long l1Bytes = Math.min(l1Clusters * clusterSize, (l1Entries * 8 + 4095) & ~4095L);
+                ByteBuffer l1 = ByteBuffer.allocate((int) Math.min(l1Bytes, clusterSize));
+                for (long at = 0; at < l1Bytes; at += l1.capacity()) {
+                    write(ch, l1.slice(0, (int) Math.min(l1.capacity(), l1Bytes - at)), h.l1TableOffset + at);
                 }
                 ch.force(true);
             } catch (IOException | RuntimeException e) {

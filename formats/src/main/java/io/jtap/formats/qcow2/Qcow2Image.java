@@ -929,7 +929,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
     @Override
     public void allocateBeforeWrites() throws IOException {
         if (!readOnly) {
-            file.allocateAheadOfEnd(ALLOCATION_STEP);
+            file.allocateAheadOfEnd(ALLOCATION_STEP, clusterSize);
         }
     }
 
