@@ -29,7 +29,9 @@ import java.util.concurrent.TimeUnit;
  * by an attach of the same devid, or both in one transaction) is a new device: the watch event naming the directory
  * itself (xenstored fires it for the directory's creation and its removal, not for writes below it) marks the key,
  * and the next rescan closes the old device and starts a new one if the old one is finished or its directory was
- * written afresh ({@link BlkbackDevice#superseded()}; Linux: {@code xenbus_dev_changed} on the event's path). A
+ * written afresh: the node that named the old device is gone ({@link BlkbackDevice#superseded()}; Linux:
+ * {@code xenbus_dev_changed} on the event's path). The old device, which sees the new frontend on its own thread,
+ * perhaps before this rescan, writes nothing into a directory that no longer names it and never connects again. A
  * creation event that arrives after its device started, as libxl's usually do, restarts nothing. Children's events
  * never restart a device.
  *

@@ -253,9 +253,9 @@ final class BlkifQueue implements AutoCloseable {
         wakeup.signal();
     }
 
-    /** Waits for the ring thread to finish after {@link #requestStop()}. */
+    /** Waits for the ring thread to finish after {@link #requestStop()}; true at once for a queue never started. */
     boolean awaitStopped(long timeout, TimeUnit unit) throws InterruptedException {
-        return stopped.await(timeout, unit);
+        return thread.getState() == Thread.State.NEW || stopped.await(timeout, unit);
     }
 
     private void run() {

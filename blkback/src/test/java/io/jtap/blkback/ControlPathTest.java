@@ -17,14 +17,18 @@ import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The xenbus side: reconnects, backend-initiated close, bad configuration, bad frontend nodes, resize. */
@@ -137,6 +141,49 @@ class ControlPathTest {
         assertEquals(XenbusState.Closed, BlkbackFixture.awaitState(d.backend(), XenbusState.Closed));
         assertTrue(fx.xs.read(d.backendPath()).isEmpty(), "backend directory came back");
         assertEquals(List.of(), fx.xs.directory("/local/domain/0/backend/vbd/" + d.guest().domid()));
+    }
+
+    /**
+     * A toolstack removes both directories of a device and writes them afresh in one transaction (a detach and an
+     * attach of the same devid), with another image, while the frontend is connected or after it closed. The device
+     * sees the new frontend's Initialising, perhaps before the service sees the new directory, and must not take that
+     * directory for its own: it writes nothing there (an InitWait made the new frontend connect to it and be served
+     * the old image), stays Closed, and is superseded, so that the service starts a new device with the new image.
+     */
+    @ParameterizedTest(name = "frontend closed first: {0}")
+    @ValueSource(booleans = {true, false})
+    void aDirectoryWrittenAfreshIsLeftToANewDevice(boolean closedFirst) throws Exception {
+        Path image = fx.createImage("raw", "d.raw", SIZE);
+        Path other = fx.createImage("raw", "e.raw", SIZE);
+        BlkbackFixture.Device d = fx.addDevice(image.toString(), "w", "disk", BlkbackConfig.defaults());
+        SimulatedBlkfront f = fx.frontend(d, Features.defaults());
+        f.connect();
+        f.write(0, 0, BlkbackFixture.pattern(0, 4096, 1));
+        if (closedFirst) {
+            f.disconnect();
+            assertEquals(XenbusState.Closed, BlkbackFixture.awaitState(d.backend(), XenbusState.Closed));
+        }
+        assertFalse(d.backend().superseded(), "a device is not superseded by its own directory");
+        int domid = d.guest().domid();
+        fx.xs.transaction(tx -> {
+            tx.rm(d.backendPath());
+            tx.rm(SimulatedToolstack.frontendPath(domid, d.devid()));
+            return SimulatedToolstack.writeVbd(tx, 0, "vbd", domid, d.devid(), other.toString(), "w", "disk");
+        });
+        // The transaction's events reached the device (its connection delivers them in order) once a watch's first
+        // event, queued behind them, arrived; it has handled them once a task queued behind them on its thread ran.
+        CountDownLatch delivered = new CountDownLatch(1);
+        try (XenStore.Watch w = fx.xs.watch("/local/domain/0/jtap-test-sync", (path, token) -> delivered.countDown())) {
+            assertTrue(delivered.await(WAIT.toSeconds(), TimeUnit.SECONDS), "the transaction's events never came");
+        }
+        assertEquals(0, d.backend().queueCount(), "the rings of the old connection are released");
+        assertEquals("1", fx.xs.readString(d.backendPath() + "/state").orElseThrow(),
+                "the old device wrote its state into the new directory");
+        assertEquals(XenbusState.Closed, d.backend().state(), "the old device offered itself again");
+        assertEquals(List.of(), fx.xs.directory(d.backendPath()).stream()
+                .filter(n -> n.equals(BlkbackDevice.INSTANCE_NODE) || n.startsWith("feature-")).toList(),
+                "the old device wrote into the new directory");
+        assertTrue(d.backend().superseded(), "the new directory is a new device's");
     }
 
     /**
