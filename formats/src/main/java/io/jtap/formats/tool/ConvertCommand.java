@@ -141,7 +141,9 @@ final class ConvertCommand implements Callable<Integer> {
                 ConvertPipeline.Settings s = new ConvertPipeline.Settings(parallel, outOfOrder, sparse != 0,
                         Integer.highestOneBit(granularity), fresh, backing != null, compressor);
                 if (compressor.isEmpty()) {
-                    dst.allocateBeforeWrites(); // each range is written once
+                    // Each range is written once; on a new target in order unless -W, and what is skipped reads as
+                    // zeros.
+                    dst.allocateBeforeWrites(fresh && !outOfOrder);
                 }
                 if (unsafe) {
                     dst.disableSyncs();

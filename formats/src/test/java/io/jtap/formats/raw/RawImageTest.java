@@ -115,4 +115,52 @@ class RawImageTest {
                 () -> new RawFormat().create(dir.resolve("e.raw"), CreateOptions.ofSize(MIB)));
         assertEquals(MIB, Files.size(dir.resolve("e.raw")));
     }
+
+    /**
+     * A new image written in order with ranges skipped (a conversion's sparse target): allocated ahead of the writes,
+     * it ends with the written ranges allocated and the skipped ones holes, exactly as written separately, and a write
+     * below an earlier one (out of order) takes nothing away.
+     */
+    @Test
+    void allocationAheadOfOrderedWritesLeavesSkippedRangesAsHoles() throws Exception {
+        Path p = dir.resolve("ordered.raw");
+        RawFormat raw = (RawFormat) ImageFormats.defaults().get("raw");
+        raw.create(p, CreateOptions.ofSize(64 * MIB));
+        byte[] data = new byte[256 * 1024];
+        java.util.Arrays.fill(data, (byte) 0x6b);
+        long[] at = {0, 512 * 1024, 3 * MIB, 3 * MIB + 256 * 1024, 20 * MIB + 4096, 40 * MIB};
+        try (Image img = raw.open(p, OpenOptions.defaults())) {
+            img.allocateBeforeWrites(true);
+            for (long a : at) {
+                img.write(a, ByteBuffer.wrap(data));
+            }
+            // Out of order: inside a skipped range, below the last write.
+            img.write(30 * MIB, ByteBuffer.wrap(data, 0, 4096));
+            img.flush();
+        }
+        long written = 0;
+        try (Image img = raw.open(p, OpenOptions.defaults())) {
+            for (long a : at) {
+                assertEquals(BlockStatus.Kind.DATA, img.blockStatus(a, data.length).kind(), "written at " + a);
+                written += data.length;
+            }
+            assertEquals(BlockStatus.Kind.DATA, img.blockStatus(30 * MIB, 4096).kind(), "the out-of-order write");
+            written += 4096;
+            for (long[] hole : new long[][] {{256 * 1024, 256 * 1024}, {768 * 1024, 3 * MIB - 768 * 1024},
+                {3 * MIB + 512 * 1024, 16 * MIB}, {20 * MIB + 4096 + data.length, 4 * MIB},
+                {40 * MIB + data.length, 24 * MIB - data.length}}) {
+                BlockStatus st = img.blockStatus(hole[0], hole[1]);
+                assertEquals(BlockStatus.Kind.ZERO, st.kind(), "skipped at " + hole[0]);
+                assertEquals(hole[1], st.length(), "skipped at " + hole[0] + " is a hole to its end");
+            }
+            ByteBuffer b = ByteBuffer.allocate(data.length);
+            img.read(40 * MIB, b);
+            assertArrayEquals(data, b.array());
+        }
+        // Nothing allocated beyond what was written: allocated-ahead space was given back (a little extent tree).
+        Process stat = new ProcessBuilder("stat", "-c", "%b", p.toString()).start();
+        long blocks = Long.parseLong(new String(stat.getInputStream().readAllBytes()).trim()) * 512;
+        assertEquals(0, stat.waitFor(), "stat " + p);
+        assertTrue(blocks >= written && blocks <= written + 64 * 1024, "allocated " + blocks + " for " + written);
+    }
 }
