@@ -8,6 +8,7 @@ import io.jtap.formats.ImageFormats;
 import io.jtap.formats.OpenOptions;
 import io.jtap.formats.qcow2.Qcow2Image;
 import io.jtap.ring.blkif.Blkif;
+import io.jtap.xen.BackendClaim;
 import io.jtap.xen.BadXenStoreValueException;
 import io.jtap.xen.EventChannels;
 import io.jtap.xen.GrantMapping;
@@ -22,7 +23,6 @@ import java.lang.System.Logger;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
-import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executor;
@@ -35,21 +35,21 @@ import java.util.concurrent.TimeUnit;
  * device's xenstore nodes. Linux: {@code xen-blkback/xenbus.c} ({@code xen_blkbk_probe}, {@code frontend_changed},
  * {@code connect_ring}, {@code connect}); the data path is {@link BlkifQueue}.
  *
- * <p>Life cycle: {@link #start()} claims the backend directory ({@link #INSTANCE_NODE}), reads {@code params},
- * {@code mode}, {@code device-type}, {@code frontend} and {@code frontend-id} from it, opens the image (format from
- * {@code params}, never probed), advertises the features and goes to InitWait. When the frontend is Initialised (or
- * Connected) it reads the frontend's ring nodes, maps the rings, binds the channels, writes the disk's geometry, goes
- * Connected and then starts one {@link BlkifQueue} per queue. Frontend Closing/Closed (or a vanished frontend) drains
- * and tears the rings down; Initialising after Closed goes back to InitWait for a reconnect. {@code online} = 0
- * drains and closes, for good.
+ * <p>Life cycle: {@link #start()} claims the backend directory ({@link BackendClaim#INSTANCE_NODE}), reads
+ * {@code params}, {@code mode}, {@code device-type}, {@code frontend} and {@code frontend-id} from it, opens the image
+ * (format from {@code params}, never probed), advertises the features and goes to InitWait. When the frontend is
+ * Initialised (or Connected) it reads the frontend's ring nodes, maps the rings, binds the channels, writes the disk's
+ * geometry, goes Connected and then starts one {@link BlkifQueue} per queue. Frontend Closing/Closed (or a vanished
+ * frontend) drains and tears the rings down; Initialising after Closed goes back to InitWait for a reconnect.
+ * {@code online} = 0 drains and closes, for good.
  * A bad xenstore value or a ring the frontend broke writes an {@code error} node naming it and moves this device,
  * and only it, to Closing.
  *
- * <p>The directory is this device's only while its {@link #INSTANCE_NODE} names it: every write checks that in the
- * same transaction, and a device that finds the directory removed, or removed and written afresh by a toolstack (a
- * detach and an attach of the same devid, even in one transaction), writes nothing more, never connects again and is
- * {@link #superseded()}: the new directory's frontend is served by a new device with the new image, whatever order the
- * service and this device see the watch events in (they handle them on different threads).
+ * <p>The directory is this device's only while its {@link BackendClaim#INSTANCE_NODE} names it: every write checks
+ * that in the same transaction, and a device that finds the directory removed, or removed and written afresh by a
+ * toolstack (a detach and an attach of the same devid, even in one transaction), writes nothing more, never connects
+ * again and is {@link #superseded()}: the new directory's frontend is served by a new device with the new image,
+ * whatever order the service and this device see the watch events in (they handle them on different threads).
  *
  * <p>Threading: every state change runs on the device's own control thread; watch events only enqueue work.
  * Ownership: the device owns its image, watches and queues; {@link #close()} releases them (the xenstore
@@ -59,13 +59,6 @@ public final class BlkbackDevice implements AutoCloseable {
     private static final Logger LOG = System.getLogger("io.jtap.blkback");
     /** How long a disconnect waits for the rings to drain before it reports them as stuck. */
     private static final long DRAIN_TIMEOUT_S = 60;
-    /**
-     * The backend node that says which device the directory belongs to: {@link #claim()} writes the device's
-     * {@link #instance} there before it reads the configuration, and {@link #publish} writes only while it is still
-     * there. xenstore has no identity for a node that a client could read, and a toolstack's removal of the directory
-     * takes this node with it, so a directory written afresh at the same path never carries it.
-     */
-    static final String INSTANCE_NODE = "jtap-instance";
 
     private final XenPlatform platform;
     private final XenStore xs;
@@ -76,8 +69,11 @@ public final class BlkbackDevice implements AutoCloseable {
     private final Executor workers;
     private final PersistentGrantBudget persistentBudget;
     private final ExecutorService control;
-    /** This device's value of {@link #INSTANCE_NODE}: unique, also across daemon restarts. */
-    private final String instance = UUID.randomUUID().toString();
+    /**
+     * This device's hold on its directory ({@link BackendClaim#INSTANCE_NODE}): taken before the configuration is
+     * read; {@link #publish} writes only while it still names this device.
+     */
+    private final BackendClaim claim;
     /**
      * Reads of the frontend's state that failed in a row. A failed read (an xenstore error, not a missing node) says
      * nothing about the frontend, and the frontend may be waiting for us, so the read is retried a few times before
@@ -98,13 +94,6 @@ public final class BlkbackDevice implements AutoCloseable {
     private volatile XenbusState state = XenbusState.Unknown;
     private volatile String lastError;
     private volatile boolean online = true;
-    /** Whether {@link #claim()} wrote this device's {@link #instance} into its directory. */
-    private volatile boolean claimed;
-    /**
-     * Whether a write found the directory gone or no longer this device's ({@link #publish}). Final, like offline:
-     * the device no longer follows the frontend, and the service closes it.
-     */
-    private volatile boolean directoryLost;
     private boolean closed;
 
     /**
@@ -127,6 +116,7 @@ public final class BlkbackDevice implements AutoCloseable {
         this.platform = platform;
         this.xs = xs;
         this.backendPath = backendPath;
+        this.claim = new BackendClaim(backendPath);
         String[] parts = backendPath.split("/");
         this.name = parts.length >= 3 ? parts[parts.length - 3] + "/" + parts[parts.length - 2] + "/"
                 + parts[parts.length - 1] : backendPath;
@@ -149,20 +139,14 @@ public final class BlkbackDevice implements AutoCloseable {
     /**
      * Whether the directory at this device's path now belongs to a new device (the service then restarts it): this
      * device went offline, which is final for it; it never claimed the directory (it was gone when the device
-     * started, or xenstore failed); or the directory's {@link #INSTANCE_NODE} no longer names this device (a toolstack
-     * removed the directory and wrote it afresh, as for a detach and an attach in one transaction, whether or not this
-     * device has noticed yet). A creation event that arrives after the device claimed its directory is not a new
-     * device. For the service's thread, between starts: {@link #start()} claims before it returns.
+     * started, or xenstore failed); or the directory's {@link BackendClaim#INSTANCE_NODE} no longer names this device
+     * (a toolstack removed the directory and wrote it afresh, as for a detach and an attach in one transaction, whether
+     * or not this device has noticed yet): {@link BackendClaim#superseded}. A creation event that arrives after the
+     * device claimed its directory is not a new device. For the service's thread, between starts: {@link #start()}
+     * claims before it returns.
      */
     boolean superseded() throws IOException {
-        if (!online || !claimed || directoryLost) {
-            return true;
-        }
-        return !isMine(read(INSTANCE_NODE));
-    }
-
-    private boolean isMine(Optional<String> instanceNode) {
-        return instanceNode.isPresent() && instanceNode.get().equals(instance);
+        return !online || claim.superseded(xs);
     }
 
     /** The state this backend is in: the one it last published, or Closing or Closed once its directory is lost. */
@@ -249,7 +233,7 @@ public final class BlkbackDevice implements AutoCloseable {
     // --- control thread ---------------------------------------------------------------------------------------
 
     private void probe() throws IOException {
-        if (!claim()) {
+        if (!claim.claim(xs)) {
             LOG.log(Level.INFO, "device=" + name + ": directory gone before the device started");
             return;
         }
@@ -312,7 +296,7 @@ public final class BlkbackDevice implements AutoCloseable {
     }
 
     private void frontendChanged() {
-        if (closed || image == null || !online || directoryLost) {
+        if (closed || image == null || !online || claim.lost()) {
             // Offline or the directory lost: the device drained and closed for good; a re-created directory (and the
             // frontend that the toolstack created with it) is a new device's.
             return;
@@ -375,7 +359,7 @@ public final class BlkbackDevice implements AutoCloseable {
      * whose configuration failed (no image) goes Closed too, so that a detach need not time out.
      */
     private void onlineChanged() {
-        if (closed || !online || directoryLost) {
+        if (closed || !online || claim.lost()) {
             return;
         }
         try {
@@ -550,51 +534,17 @@ public final class BlkbackDevice implements AutoCloseable {
         state = published || s == XenbusState.Closing ? s : XenbusState.Closed;
     }
 
-    @FunctionalInterface
-    private interface Writes {
-        void run(XenStore.Transaction tx) throws IOException;
-    }
-
     /**
-     * Takes the directory for this device: writes its {@link #instance} into {@link #INSTANCE_NODE} if the directory
-     * is there (a write below a removed one would re-create it). A value left by an earlier daemon is overwritten.
-     *
-     * @return whether the directory was there and is now this device's
-     */
-    private boolean claim() throws IOException {
-        claimed = xs.transaction(tx -> {
-            if (tx.read(backendPath + "/state").isEmpty()) {
-                return false;
-            }
-            tx.write(backendPath + "/" + INSTANCE_NODE, instance);
-            return true;
-        });
-        return claimed;
-    }
-
-    /**
-     * Runs {@code writes} in one transaction if the directory is still this device's ({@link #INSTANCE_NODE} names
-     * it), else writes nothing and marks the directory lost: a write below a removed directory would re-create it
-     * (XS_WRITE makes missing ancestors), and one into a directory written afresh would be taken for the new
-     * device's (an InitWait there used to make the new frontend connect to this device and its old image). Linux's
+     * Runs {@code writes} in one transaction if the directory is still this device's ({@link BackendClaim#publish}),
+     * else writes nothing and the directory is lost: a write below a removed directory would re-create it (XS_WRITE
+     * makes missing ancestors), and one into a directory written afresh would be taken for the new device's (an
+     * InitWait there used to make the new frontend connect to this device and its old image). Linux's
      * {@code xenbus_switch_state} checks that the directory exists.
      *
      * @return whether the directory was this device's and the writes were made
      */
-    private boolean publish(Writes writes) throws IOException {
-        boolean mine = xs.transaction(tx -> {
-            if (!isMine(tx.readString(backendPath + "/" + INSTANCE_NODE))) {
-                return false;
-            }
-            writes.run(tx);
-            return true;
-        });
-        if (!mine && !directoryLost) {
-            directoryLost = true;
-            LOG.log(Level.INFO, "device=" + name + ": directory removed or written afresh, this device is finished: "
-                    + "state=" + state);
-        }
-        return mine;
+    private boolean publish(BackendClaim.Writes writes) throws IOException {
+        return claim.publish(xs, writes);
     }
 
     /** Reports an error in the {@code error} node and moves the device to Closing (Linux: xenbus_dev_fatal). */

@@ -1,6 +1,7 @@
 package io.jtap.blkback;
 
 import io.jtap.formats.ImageFormats;
+import io.jtap.xen.BackendDirectoryEvents;
 import io.jtap.xen.XenPlatform;
 import io.jtap.xen.XenStore;
 
@@ -12,7 +13,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -27,13 +27,13 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>A device directory removed and created again at the same path between two rescans (a detach followed at once
  * by an attach of the same devid, or both in one transaction) is a new device: the watch event naming the directory
- * itself (xenstored fires it for the directory's creation and its removal, not for writes below it) marks the key,
- * and the next rescan closes the old device and starts a new one if the old one is finished or its directory was
- * written afresh: the node that named the old device is gone ({@link BlkbackDevice#superseded()}; Linux:
- * {@code xenbus_dev_changed} on the event's path). The old device, which sees the new frontend on its own thread,
- * perhaps before this rescan, writes nothing into a directory that no longer names it and never connects again. A
- * creation event that arrives after its device started, as libxl's usually do, restarts nothing. Children's events
- * never restart a device.
+ * itself (xenstored fires it for the directory's creation and its removal, not for writes below it) marks the key
+ * ({@link BackendDirectoryEvents}), and the next rescan closes the old device and starts a new one if the old one is
+ * finished or its directory was written afresh: the node that named the old device is gone
+ * ({@link BlkbackDevice#superseded()}; Linux: {@code xenbus_dev_changed} on the event's path). The old device, which
+ * sees the new frontend on its own thread, perhaps before this rescan, writes nothing into a directory that no longer
+ * names it and never connects again. A creation event that arrives after its device started, as libxl's usually do,
+ * restarts nothing. Children's events never restart a device.
  *
  * <p>Owns one xenstore connection, the bounded worker pool that runs image IO for all devices, the budget of pages
  * their rings may keep mapped persistently ({@link BlkbackConfig#maxPersistentGrantsTotal()}), and the devices.
@@ -52,11 +52,8 @@ public final class BlkbackService implements AutoCloseable {
     private final PersistentGrantBudget persistentBudget;
     private final ExecutorService service;
     private final Map<String, BlkbackDevice> devices = new LinkedHashMap<>();
-    /**
-     * Paths relative to {@link #root} ({@code ""}, {@code <domid>} or {@code <domid>/<devid>}) that a watch event named
-     * exactly: created or removed since the last rescan. Filled on the watch thread, drained by rescans.
-     */
-    private final Set<String> touched = ConcurrentHashMap.newKeySet();
+    /** The device directories a watch event named since the last rescan: filled on the watch thread. */
+    private final BackendDirectoryEvents touched;
     private XenStore.Watch watch;
 
     /**
@@ -70,6 +67,7 @@ public final class BlkbackService implements AutoCloseable {
         }
         this.platform = platform;
         this.root = "/local/domain/" + platform.domid() + "/backend/" + kind;
+        this.touched = new BackendDirectoryEvents(root);
         this.config = config;
         this.formats = formats;
         this.persistentBudget = new PersistentGrantBudget(config.maxPersistentGrantsTotal());
@@ -95,10 +93,7 @@ public final class BlkbackService implements AutoCloseable {
     /** Starts watching; devices already present are served at once. */
     public void start() throws IOException {
         watch = xs.watch(root, (path, token) -> {
-            String key = deviceKeyOrNull(path);
-            if (key != null) {
-                touched.add(key);
-            }
+            touched.note(path);
             try {
                 service.execute(this::rescan);
             } catch (java.util.concurrent.RejectedExecutionException e) {
@@ -117,21 +112,6 @@ public final class BlkbackService implements AutoCloseable {
         }
     }
 
-    /**
-     * For an event path at most two levels below the root, the path relative to it ({@code ""} for the root itself);
-     * null for anything deeper (a device's own nodes).
-     */
-    private String deviceKeyOrNull(String path) {
-        if (path.equals(root)) {
-            return "";
-        }
-        if (!path.startsWith(root + "/")) {
-            return null;
-        }
-        String rest = path.substring(root.length() + 1);
-        return rest.chars().filter(c -> c == '/').count() <= 1 ? rest : null;
-    }
-
     /** {@link BlkbackDevice#superseded()}, true when it cannot tell (xenstore failing: start afresh). */
     private static boolean superseded(BlkbackDevice d) {
         try {
@@ -142,21 +122,8 @@ public final class BlkbackService implements AutoCloseable {
         }
     }
 
-    private static boolean covers(Set<String> touchedKeys, String key) {
-        for (String t : touchedKeys) {
-            if (t.isEmpty() || key.equals(t) || key.startsWith(t + "/")) {
-                return true;
-            }
-        }
-        return false;
-    }
-
     private void rescan() {
-        Set<String> recreated = new HashSet<>();
-        for (String t : List.copyOf(touched)) {
-            touched.remove(t);
-            recreated.add(t);
-        }
+        Set<String> recreated = touched.drain();
         Set<String> present = new HashSet<>();
         try {
             for (String domid : xs.directoryIfPresent(root)) {
@@ -170,7 +137,7 @@ public final class BlkbackService implements AutoCloseable {
         }
         for (String key : List.copyOf(devices.keySet())) {
             boolean gone = !present.contains(key);
-            if (gone || covers(recreated, key) && superseded(devices.get(key))) {
+            if (gone || BackendDirectoryEvents.covers(recreated, key) && superseded(devices.get(key))) {
                 BlkbackDevice d = devices.remove(key);
                 try {
                     d.close();

@@ -6,6 +6,7 @@ import io.jtap.testkit.blkfront.SimulatedBlkfront.Features;
 import io.jtap.testkit.blkfront.SimulatedBlkfront.Request;
 import io.jtap.testkit.blkfront.SimulatedBlkfront;
 import io.jtap.testkit.blkfront.SimulatedToolstack;
+import io.jtap.xen.BackendClaim;
 import io.jtap.xen.XenStore;
 import io.jtap.xen.XenbusState;
 import io.jtap.xen.sim.SimulatedXen;
@@ -181,7 +182,7 @@ class ControlPathTest {
                 "the old device wrote its state into the new directory");
         assertEquals(XenbusState.Closed, d.backend().state(), "the old device offered itself again");
         assertEquals(List.of(), fx.xs.directory(d.backendPath()).stream()
-                .filter(n -> n.equals(BlkbackDevice.INSTANCE_NODE) || n.startsWith("feature-")).toList(),
+                .filter(n -> n.equals(BackendClaim.INSTANCE_NODE) || n.startsWith("feature-")).toList(),
                 "the old device wrote into the new directory");
         assertTrue(d.backend().superseded(), "the new directory is a new device's");
     }

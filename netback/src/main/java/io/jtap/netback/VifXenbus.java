@@ -1,6 +1,7 @@
 package io.jtap.netback;
 
 import io.jtap.tap.TapDevice;
+import io.jtap.xen.BackendClaim;
 import io.jtap.xen.XenPlatform;
 import io.jtap.xen.XenStore;
 import io.jtap.xen.XenbusState;
@@ -22,6 +23,13 @@ import java.util.concurrent.RejectedExecutionException;
  * to {@code error/backend/vif/<domid>/<devid>/error} (as Linux's {@code xenbus_dev_fatal}) and the backend goes to
  * Closing.
  *
+ * <p>The directory is this vif's only while its {@link BackendClaim#INSTANCE_NODE} names it: the probe claims it
+ * before it reads the configuration, and every write (features, state, error, the Closed of a backend-initiated
+ * close) checks that in the same transaction. A vif that finds its directory removed, or removed and written afresh by
+ * a toolstack (a detach and an attach of the same devid, even in one transaction, perhaps with another configuration),
+ * writes nothing more, lets go of the rings, never connects again and is {@link #superseded()}: the service closes it
+ * and serves the new directory with a new vif, its TAP and its configuration.
+ *
  * <p>Thread confinement: every method except the getters runs on the {@link NetbackService}'s control thread.
  */
 public final class VifXenbus implements AutoCloseable {
@@ -35,7 +43,9 @@ public final class VifXenbus implements AutoCloseable {
     private final int devid;
     private final String backend;
     private final VifStats stats = new VifStats();
-    private BackendConfig config;
+    /** This vif's hold on its directory ({@link BackendClaim#INSTANCE_NODE}). */
+    private final BackendClaim claim;
+    private volatile BackendConfig config;
     private TapDevice tap;
     private XenStore.Watch frontendWatch;
     /** {@code request-multicast-control} of the connected frontend (Linux {@code xen_register_watchers}). */
@@ -56,7 +66,12 @@ public final class VifXenbus implements AutoCloseable {
         this.domid = domid;
         this.devid = devid;
         this.backend = backend;
+        this.claim = new BackendClaim(backend);
         try {
+            if (!claim.claim(xs)) {
+                LOG.log(System.Logger.Level.INFO, "netback: " + backend + " gone before the vif started");
+                return;
+            }
             config = BackendConfig.read(xs, backend, domid, devid);
             tap = taps.open(config.tapName(), options.maxQueues());
             // In the daemon's namespace, before the hotplug script may move the interface elsewhere; a new TAP has
@@ -116,6 +131,20 @@ public final class VifXenbus implements AutoCloseable {
         return queues.size();
     }
 
+    /** The configuration read from the backend directory at the probe or the last connect; null if it failed. */
+    BackendConfig config() {
+        return config;
+    }
+
+    /**
+     * Whether the directory at this vif's path now belongs to a new vif (the service then closes this one and starts
+     * another): this vif never claimed it, lost it, or its {@link BackendClaim#INSTANCE_NODE} no longer names this vif
+     * ({@link BackendClaim#superseded}). Control thread.
+     */
+    boolean superseded() throws IOException {
+        return claim.superseded(xs);
+    }
+
     public VifStats stats() {
         return stats;
     }
@@ -128,9 +157,12 @@ public final class VifXenbus implements AutoCloseable {
         }
     }
 
-    /** Feature nodes and InitWait in one transaction (Linux {@code netback_probe}), after the TAP exists. */
+    /**
+     * Feature nodes and InitWait in one transaction (Linux {@code netback_probe}), after the TAP exists; nothing if the
+     * directory is no longer this vif's.
+     */
     private void advertise() throws IOException {
-        xs.transaction(tx -> {
+        boolean published = claim.publish(xs, tx -> {
             tx.write(backend + "/feature-sg", "1");
             tx.write(backend + "/feature-gso-tcpv4", "1");
             tx.write(backend + "/feature-gso-tcpv6", "1");
@@ -143,16 +175,18 @@ public final class VifXenbus implements AutoCloseable {
             tx.write(backend + "/feature-multicast-control", "1");
             tx.write(backend + "/feature-dynamic-multicast-control", "1");
             tx.write(backend + "/state", XenbusState.InitWait.toXenStore());
-            return null;
         });
-        state = XenbusState.InitWait;
+        if (published) {
+            state = XenbusState.InitWait;
+        }
     }
 
     /**
      * Re-reads the frontend's state and hotplug-status and moves the backend state machine (Linux frontend_changed).
      */
     void refresh() {
-        if (closed || config == null || state == XenbusState.Unknown) {
+        if (closed || config == null || state == XenbusState.Unknown || claim.lost()) {
+            // Lost: the directory (and the frontend the toolstack wrote with it) is a new vif's.
             return;
         }
         try {
@@ -196,6 +230,11 @@ public final class VifXenbus implements AutoCloseable {
     }
 
     private void connect() throws IOException {
+        if (!claim.holds(xs)) {
+            // The frontend read may be a new vif's: its rings are left alone.
+            state = XenbusState.Closed;
+            return;
+        }
         int previousMtu = config.mtu();
         config = BackendConfig.read(xs, backend, domid, devid); // rate, mac and mtu may have changed meanwhile
         if (config.mtu() != previousMtu) {
@@ -305,17 +344,27 @@ public final class VifXenbus implements AutoCloseable {
         }
     }
 
+    /**
+     * Publishes {@code next} (Linux {@code xenbus_switch_state}) if the directory is still this vif's. Otherwise
+     * nothing is written, the rings are let go, and the vif is Closing or Closed, never InitWait or Connected: it does
+     * not offer itself to a directory it lost.
+     */
     private void switchState(XenbusState next) throws IOException {
         if (state == next) {
             return;
         }
         XenbusState previous = state;
         state = next; // before the write: whoever sees the node sees the field too
+        boolean published;
         try {
-            xs.write(backend + "/state", next.toXenStore());
+            published = claim.publish(xs, tx -> tx.write(backend + "/state", next.toXenStore()));
         } catch (IOException | RuntimeException e) {
             state = previous;
             throw e;
+        }
+        if (!published) {
+            state = next == XenbusState.Closing ? XenbusState.Closing : XenbusState.Closed;
+            disconnect();
         }
     }
 
@@ -330,8 +379,11 @@ public final class VifXenbus implements AutoCloseable {
         }
         try {
             String home = "/local/domain/" + platform.domid();
-            xs.write(home + "/error" + backend.substring(home.length()) + "/error", lastError);
-            xs.write(backend + "/state", XenbusState.Closing.toXenStore());
+            String error = lastError;
+            claim.publish(xs, tx -> {
+                tx.write(home + "/error" + backend.substring(home.length()) + "/error", error);
+                tx.write(backend + "/state", XenbusState.Closing.toXenStore());
+            });
             state = XenbusState.Closing;
         } catch (IOException | RuntimeException e) {
             LOG.log(System.Logger.Level.ERROR, "netback: cannot report the error in xenstore: " + e);
@@ -341,7 +393,8 @@ public final class VifXenbus implements AutoCloseable {
 
     /**
      * Closes the vif: stops the data path, releases every mapping and port, writes Closed (when the backend directory
-     * still exists: a backend-initiated close), closes the TAP. Idempotent.
+     * is still this vif's: a backend-initiated close; never into a directory written afresh), closes the TAP.
+     * Idempotent.
      */
     @Override
     public void close() throws IOException {
@@ -359,8 +412,8 @@ public final class VifXenbus implements AutoCloseable {
             frontendWatch.close();
         }
         try {
-            if (xs.read(backend).isPresent()) {
-                xs.write(backend + "/state", XenbusState.Closed.toXenStore());
+            if (claim.claimed() && !claim.lost()) {
+                claim.publish(xs, tx -> tx.write(backend + "/state", XenbusState.Closed.toXenStore()));
             }
             state = XenbusState.Closed;
         } catch (IOException e) {

@@ -15,6 +15,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -30,7 +31,10 @@ final class NetbackHarness implements AutoCloseable {
     final SimulatedXen xen;
     final AtomicLong clockNs = new AtomicLong(1_000_000_000L);
     final NetbackService service;
+    /** The TAPs netback opened, by name: the latest of each name. */
     final Map<String, SimulatedTap> taps = new ConcurrentHashMap<>();
+    /** Every TAP netback opened, also those a later one of the same name replaced in {@link #taps}. */
+    private final List<SimulatedTap> opened = new CopyOnWriteArrayList<>();
     final List<SimulatedNetfront> fronts = new ArrayList<>();
     private final int openEndsBefore = SimulatedTap.openEnds();
 
@@ -55,6 +59,7 @@ final class NetbackHarness implements AutoCloseable {
             public TapDevice open(String name, int maxQueues) throws IOException {
                 SimulatedTap t = SimulatedTap.open(name, TAP_CAPACITY, Math.min(maxQueues, tapQueues));
                 taps.put(name, t);
+                opened.add(t);
                 return t;
             }
         };
@@ -73,6 +78,16 @@ final class NetbackHarness implements AutoCloseable {
         SimulatedNetfront f = attach(options);
         f.connect(WAIT);
         return f;
+    }
+
+    /**
+     * {@code xl network-detach} and {@code network-attach} of {@code f}'s devid in one transaction, with
+     * {@code options} ({@link SimulatedNetfront#recreate}); the new frontend, not connected.
+     */
+    SimulatedNetfront recreate(SimulatedNetfront f, NetfrontOptions options) throws IOException {
+        SimulatedNetfront g = f.recreate(options);
+        fronts.add(g);
+        return g;
     }
 
     VifXenbus vif(SimulatedNetfront f) {
@@ -132,7 +147,7 @@ final class NetbackHarness implements AutoCloseable {
         for (SimulatedNetfront f : fronts) {
             f.close();
         }
-        for (SimulatedTap t : taps.values()) {
+        for (SimulatedTap t : opened) {
             t.host().close();
         }
         assertEquals(openEndsBefore, SimulatedTap.openEnds(), "netback closed every TAP it opened");

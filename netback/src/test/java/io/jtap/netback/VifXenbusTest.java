@@ -4,6 +4,7 @@ import io.jtap.xen.XenbusState;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -12,18 +13,29 @@ import io.jtap.tap.TapDevice;
 import io.jtap.testkit.netfront.NetfrontOptions;
 import io.jtap.testkit.netfront.SimulatedNetfront;
 import io.jtap.testkit.netfront.TxPacket;
+import io.jtap.xen.XenStore;
+import io.jtap.xen.sim.SimulatedDomain;
 import io.jtap.xen.sim.SimulatedXen;
 import io.jtap.xen.sim.SimulatedXenExtension;
+import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** The control path against {@link SimulatedNetfront}: xenbus states, features, bad values, reconnect, close. */
 @ExtendWith(SimulatedXenExtension.class)
@@ -214,6 +226,170 @@ class VifXenbusTest {
         assertThrows(java.nio.channels.ClosedChannelException.class,
                 () -> h.taps.values().iterator().next().read(ByteBuffer.allocate(70_000)));
         h.close();
+    }
+
+    /**
+     * An operator detaches a vif and attaches the same devid again with another configuration, in one transaction (both
+     * directories removed and written afresh), after the guest closed the vif or while it is still connected, with
+     * another vifname or the default one again. The new directory is a new vif with the new configuration (mac, rate,
+     * mtu, vifname, a TAP of its own, the features advertised afresh), and the old vif is closed with its TAP first.
+     * The old vif used to stay and serve the new directory with its old TAP: it went back to InitWait there without
+     * advertising any feature.
+     */
+    @ParameterizedTest(name = "frontend closed first: {0}, same TAP name: {1}")
+    @CsvSource({"true, false", "false, false", "true, true", "false, true"})
+    void aDirectoryWrittenAfreshIsANewVifWithTheNewConfiguration(boolean closedFirst, boolean sameName,
+            SimulatedXen xen) throws Exception {
+        try (NetbackHarness h = new NetbackHarness(xen)) {
+            NetfrontOptions before = NetfrontOptions.linuxDefaults().withMac("00:16:3e:00:00:0a")
+                    .withRate("100000,20000").withMtu("1400");
+            SimulatedNetfront f = h.connect(sameName ? before : before.withVifname("vifold"));
+            VifXenbus old = h.vif(f);
+            TapDevice oldTap = old.tap().orElseThrow();
+            assertEquals(1400, oldTap.mtu());
+            if (closedFirst) {
+                f.disconnect(NetbackHarness.WAIT);
+            }
+            NetfrontOptions after = NetfrontOptions.linuxDefaults().withMac("00:16:3e:00:00:0b").withMtu("9000");
+            SimulatedNetfront g = h.recreate(f, sameName ? after : after.withVifname("vifnew"));
+            VifXenbus vif = awaitReplaced(h, g, old);
+            g.connect(NetbackHarness.WAIT);
+            assertEquals(XenbusState.Connected, vif.state());
+            assertEquals(sameName ? "vif" + g.guest().domid() + ".0" : "vifnew", vif.tapName().orElseThrow());
+            BackendConfig c = vif.config();
+            assertEquals(0x00163e00000bL, c.mac(), "mac");
+            assertEquals(Long.MAX_VALUE, c.creditBytes(), "the old rate limit is gone");
+            assertEquals(9000, c.mtu(), "mtu");
+            assertEquals(9000, vif.tap().orElseThrow().mtu(), "the new TAP's mtu");
+            assertEquals(XenbusState.Closed, old.state());
+            assertThrows(java.nio.channels.ClosedChannelException.class,
+                    () -> oldTap.read(ByteBuffer.allocate(70_000)), "the old TAP is closed");
+            byte[] frame = TestFrames.udp4(HOST_MAC, TestFrames.mac(0x00163e00000bL), TestFrames.ip4(10, 0, 0, 2),
+                    TestFrames.ip4(10, 0, 0, 1), 1000, 2000, TestFrames.payload(100, 1), TestFrames.Checksum.FULL);
+            g.send(0, frame, TxPacket.plain());
+            assertEquals(12 + frame.length, NetbackHarness.readFrame(h.host(g)).remaining());
+            g.awaitTx(0, 1, NetbackHarness.WAIT);
+        }
+    }
+
+    /** The vif the service serves for {@code g}'s directory once it is no longer {@code old}. */
+    private static VifXenbus awaitReplaced(NetbackHarness h, SimulatedNetfront g, VifXenbus old) {
+        long deadline = System.nanoTime() + NetbackHarness.WAIT.toNanos();
+        while (true) {
+            Optional<VifXenbus> v = h.service.vif(g.guest().domid(), 0);
+            if (v.isPresent() && v.get() != old) {
+                return v.get();
+            }
+            if (System.nanoTime() - deadline > 0) {
+                throw new AssertionError("the directory written afresh is still served by the old vif: " + v
+                        + ", new directory's state=" + readQuietly(g, "state") + ", vifname="
+                        + readQuietly(g, "vifname"));
+            }
+            Thread.onSpinWait();
+        }
+    }
+
+    private static String readQuietly(SimulatedNetfront f, String key) {
+        try {
+            return f.readBackend(key).orElse(null);
+        } catch (IOException e) {
+            return e.toString();
+        }
+    }
+
+    /**
+     * The vif alone, no service: it sees the new frontend of a directory written afresh (a detach and an attach in one
+     * transaction) before anyone else does, and must not take the directory for its own. It writes nothing there (an
+     * InitWait made the new frontend connect to the old vif, without features), not even when it is closed; it lets
+     * go of the old rings, is Closed and superseded, so that the service starts a new vif.
+     */
+    @ParameterizedTest(name = "frontend closed first: {0}")
+    @ValueSource(booleans = {true, false})
+    void theOldVifWritesNothingIntoADirectoryWrittenAfresh(boolean closedFirst, SimulatedXen xen) throws Exception {
+        ExecutorService control = Executors.newSingleThreadExecutor();
+        List<SimulatedTap> taps = new ArrayList<>();
+        TapFactory factory = name -> {
+            SimulatedTap t = SimulatedTap.open(name, NetbackHarness.TAP_CAPACITY);
+            taps.add(t);
+            return t;
+        };
+        SimulatedDomain guest = xen.createDomain("guest");
+        XenStore xs = xen.platform(SimulatedXen.DOM0).openXenStore();
+        SimulatedNetfront f = SimulatedNetfront.create(xen, guest, 0,
+                NetfrontOptions.linuxDefaults().withVifname("vifold"));
+        SimulatedNetfront g = null;
+        String be = f.backendPath();
+        VifXenbus vif = control.submit(() -> new VifXenbus(xs, xen.platform(SimulatedXen.DOM0), factory,
+                NetbackOptions.defaults().withMaxQueues(4).withIdlePollMs(20), control, guest.domid(), 0, be)).get();
+        try {
+            f.connect(NetbackHarness.WAIT);
+            assertEquals(XenbusState.Connected, vif.state());
+            if (closedFirst) {
+                f.disconnect(NetbackHarness.WAIT);
+            }
+            assertFalse(control.submit(vif::superseded).get(), "a vif is not superseded by its own directory");
+            g = f.recreate(NetfrontOptions.linuxDefaults().withVifname("vifnew"));
+            // The transaction's events reached the vif (its connection delivers them in order) once a watch's first
+            // event, queued behind them, arrived; it has handled them once a task queued behind them ran.
+            CountDownLatch delivered = new CountDownLatch(1);
+            try (XenStore.Watch w = xs.watch("/local/domain/0/jtap-test-sync",
+                    (path, token) -> delivered.countDown())) {
+                assertTrue(delivered.await(NetbackHarness.WAIT.toSeconds(), TimeUnit.SECONDS),
+                        "the transaction's events never came");
+            }
+            control.submit(() -> null).get();
+            List<String> written = List.of("frontend", "frontend-id", "online", "state", "handle", "script", "mac",
+                    "vifname");
+            assertEquals("1", xs.readString(be + "/state").orElseThrow(),
+                    "the old vif wrote its state into the new directory");
+            assertEquals(written, xs.directory(be), "the old vif wrote into the new directory");
+            assertEquals(0, vif.queueCount(), "the rings of the old connection are released");
+            assertEquals(XenbusState.Closed, vif.state(), "the old vif offered itself again");
+            assertTrue(control.submit(vif::superseded).get(), "the new directory is a new vif's");
+            control.submit(() -> {
+                vif.close();
+                return null;
+            }).get();
+            assertEquals("1", xs.readString(be + "/state").orElseThrow(), "closing wrote into the new directory");
+            assertEquals(written, xs.directory(be), "closing wrote into the new directory");
+            assertEquals(List.of(), xs.directoryIfPresent("/local/domain/0/error"), "error nodes");
+            assertEquals(List.of("vifold"), taps.stream().map(SimulatedTap::name).toList(), "TAPs opened");
+            f.close();
+            f.assertNoViolations();
+        } finally {
+            control.submit(() -> {
+                vif.close();
+                return null;
+            }).get();
+            control.shutdown();
+            f.close();
+            if (g != null) {
+                g.close();
+            }
+            for (SimulatedTap t : taps) {
+                t.host().close();
+            }
+            xs.close();
+        }
+    }
+
+    /**
+     * An event naming a served vif's directory itself, without a re-creation (xenstored fires one for a write of the
+     * directory node), restarts nothing: the directory is still the vif's, and it stays Connected.
+     */
+    @Test
+    void anEventForAServedDirectoryRestartsNothing(SimulatedXen xen) throws Exception {
+        try (NetbackHarness h = new NetbackHarness(xen);
+             XenStore xs = xen.platform(SimulatedXen.DOM0).openXenStore()) {
+            SimulatedNetfront f = h.connect(NetfrontOptions.linuxDefaults());
+            VifXenbus vif = h.vif(f);
+            xs.write(f.backendPath(), "");
+            // Any reconcile after the write has seen its event: another vif's attach is served after it.
+            SimulatedNetfront other = h.connect(NetfrontOptions.linuxDefaults());
+            assertEquals(XenbusState.Connected, h.vif(other).state());
+            assertSame(vif, h.vif(f), "the vif was restarted");
+            assertEquals(XenbusState.Connected, vif.state());
+        }
     }
 
     /** The toolstack removes the device: netback stops serving it and closes its TAP. */

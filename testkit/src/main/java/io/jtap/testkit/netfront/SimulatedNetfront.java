@@ -152,44 +152,70 @@ public final class SimulatedNetfront implements AutoCloseable {
         return f;
     }
 
+    /**
+     * {@code xl network-detach} and {@code xl network-attach} of this devid in one transaction, as a toolstack may
+     * make them: both directories removed and written afresh, with {@code options} (another {@code mac},
+     * {@code vifname}, {@code rate}, ...). This frontend is left as it is (connected or not; {@link #close()} still
+     * ends its grants); the returned one stands for the guest's netfront on the new directories, not connected.
+     */
+    public SimulatedNetfront recreate(NetfrontOptions options) throws IOException {
+        SimulatedNetfront f = new SimulatedNetfront(xen, guest, devid, options);
+        try {
+            toolstack.transaction(tx -> {
+                tx.rm(backendPath);
+                tx.rm(frontendPath);
+                f.writeDevice(tx);
+                return null;
+            });
+        } catch (IOException | RuntimeException e) {
+            f.closeHandles();
+            throw e;
+        }
+        return f;
+    }
+
     private void writeDevice() throws IOException {
+        toolstack.transaction(tx -> {
+            writeDevice(tx);
+            return null;
+        });
+    }
+
+    private void writeDevice(XenStore.Transaction tx) throws IOException {
         int domid = guest.domid();
         List<XenStorePermission> backendPerms = List.of(XenStorePermission.of(SimulatedXen.DOM0, Access.NONE),
                 XenStorePermission.of(domid, Access.READ));
         List<XenStorePermission> frontendPerms = List.of(XenStorePermission.of(domid, Access.NONE),
                 XenStorePermission.of(SimulatedXen.DOM0, Access.READ));
-        toolstack.transaction(tx -> {
-            tx.mkdir(backendPath);
-            tx.setPermissions(backendPath, backendPerms);
-            tx.write(backendPath + "/frontend", frontendPath);
-            tx.write(backendPath + "/frontend-id", Integer.toString(domid));
-            tx.write(backendPath + "/online", "1");
-            tx.write(backendPath + "/state", "1");
-            tx.write(backendPath + "/handle", Integer.toString(devid));
-            tx.write(backendPath + "/script", "/etc/xen/scripts/vif-bridge");
-            if (options.mac() != null) {
-                tx.write(backendPath + "/mac", options.mac());
-            }
-            if (options.rate() != null) {
-                tx.write(backendPath + "/rate", options.rate());
-            }
-            if (options.vifname() != null) {
-                tx.write(backendPath + "/vifname", options.vifname());
-            }
-            if (options.mtu() != null) {
-                tx.write(backendPath + "/mtu", options.mtu());
-            }
-            tx.mkdir(frontendPath);
-            tx.setPermissions(frontendPath, frontendPerms);
-            tx.write(frontendPath + "/backend", backendPath);
-            tx.write(frontendPath + "/backend-id", Integer.toString(SimulatedXen.DOM0));
-            tx.write(frontendPath + "/state", "1");
-            tx.write(frontendPath + "/handle", Integer.toString(devid));
-            if (options.mac() != null) {
-                tx.write(frontendPath + "/mac", options.mac());
-            }
-            return null;
-        });
+        tx.mkdir(backendPath);
+        tx.setPermissions(backendPath, backendPerms);
+        tx.write(backendPath + "/frontend", frontendPath);
+        tx.write(backendPath + "/frontend-id", Integer.toString(domid));
+        tx.write(backendPath + "/online", "1");
+        tx.write(backendPath + "/state", "1");
+        tx.write(backendPath + "/handle", Integer.toString(devid));
+        tx.write(backendPath + "/script", "/etc/xen/scripts/vif-bridge");
+        if (options.mac() != null) {
+            tx.write(backendPath + "/mac", options.mac());
+        }
+        if (options.rate() != null) {
+            tx.write(backendPath + "/rate", options.rate());
+        }
+        if (options.vifname() != null) {
+            tx.write(backendPath + "/vifname", options.vifname());
+        }
+        if (options.mtu() != null) {
+            tx.write(backendPath + "/mtu", options.mtu());
+        }
+        tx.mkdir(frontendPath);
+        tx.setPermissions(frontendPath, frontendPerms);
+        tx.write(frontendPath + "/backend", backendPath);
+        tx.write(frontendPath + "/backend-id", Integer.toString(SimulatedXen.DOM0));
+        tx.write(frontendPath + "/state", "1");
+        tx.write(frontendPath + "/handle", Integer.toString(devid));
+        if (options.mac() != null) {
+            tx.write(frontendPath + "/mac", options.mac());
+        }
     }
 
     public String frontendPath() {
