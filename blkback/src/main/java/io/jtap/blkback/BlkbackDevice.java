@@ -193,6 +193,11 @@ public final class BlkbackDevice implements AutoCloseable {
         return runOnControlQuietly(() -> queues.stream().mapToLong(BlkifQueue::engineIos).sum());
     }
 
+    /** Reads sent to a worker because their mapping needed metadata not in memory, summed over queues. */
+    public long mapsDeferred() {
+        return runOnControlQuietly(() -> queues.stream().mapToLong(BlkifQueue::mapsDeferred).sum());
+    }
+
     /** Times the rings published responses (moved rsp_prod), summed over queues. */
     public long responsePushes() {
         return runOnControlQuietly(() -> queues.stream().mapToLong(BlkifQueue::responsePushes).sum());

@@ -155,6 +155,8 @@ final class BlkifQueue implements AutoCloseable {
     private volatile long engineReads;
     private volatile long engineWrites;
     private volatile long engineIos;
+    /** Reads whose mapping needed metadata not in memory (or a busy lock) and went to a worker. */
+    private volatile long mapsDeferred;
     /** Times this ring published responses (moved rsp_prod). */
     private volatile long responsePushes;
     private volatile long engineFences;
@@ -240,6 +242,10 @@ final class BlkifQueue implements AutoCloseable {
 
     long responsePushes() {
         return responsePushes;
+    }
+
+    long mapsDeferred() {
+        return mapsDeferred;
     }
 
     /** Pages mapped persistently now (0 unless in persistent mode). */
@@ -897,30 +903,36 @@ final class BlkifQueue implements AutoCloseable {
     }
 
     /**
-     * Starts a read through the engine when every extent of its range is DATA or ZERO and the engine has room:
-     * ZERO parts are filled here, each DATA extent becomes one vectored read straight into the request's buffers.
+     * Starts a read through the engine when every extent of its range, with the parts that read from the backing
+     * chain resolved in the backing images, is DATA or ZERO, and the engine has room: ZERO parts are filled here,
+     * each DATA extent (of whichever image of the chain holds it) becomes one vectored read straight into the
+     * request's buffers.
      *
      * @return false, having done nothing, when the read must go to the worker pool instead
      */
     private boolean readThroughEngine(BlkifRequest r) {
-        Image image = owner.image();
         long offset = r.sector << Blkif.SECTOR_SHIFT;
-        List<Extent> extents;
+        List<Extent> extents = resolvedExtents;
+        extents.clear();
         try {
-            // Looks up metadata only (for qcow2 a cached L2 table, at worst one read of it); never waits for others.
-            extents = image.mapForRead(offset, ImageIo.total(r.pieces));
+            // Metadata already in memory only: a qcow2 L2 table to read, or an allocation holding the image's
+            // metadata lock, sends the request to a worker instead of stalling every request of this ring.
+            if (!resolveForRead(owner.image(), offset, ImageIo.total(r.pieces), 0)) {
+                extents.clear();
+                return false;
+            }
         } catch (IOException | RuntimeException e) {
+            extents.clear();
             return false;
         }
         int ops = 0;
         for (Extent e : extents) {
             if (e.kind() == Extent.Kind.DATA) {
                 ops++;
-            } else if (e.kind() != Extent.Kind.ZERO) {
-                return false;
             }
         }
         if (ops > engine.available() || r.pieces.length > engine.maxSegments()) {
+            extents.clear();
             return false;
         }
         int piece = 0;
@@ -957,8 +969,45 @@ final class BlkifQueue implements AutoCloseable {
         } catch (IOException | RuntimeException ex) {
             r.failure = ex;
         }
+        extents.clear();
         if (r.pendingOps == 0) {
             finish(r);
+        }
+        return true;
+    }
+
+    /** The longest backing chain the ring thread resolves; a longer one is read by a worker. */
+    private static final int MAX_CHAIN_ON_RING = 16;
+    /** {@link #readThroughEngine}'s extents, reused: DATA and ZERO only, in guest order. */
+    private final ArrayList<Extent> resolvedExtents = new ArrayList<>();
+
+    /**
+     * Appends the extents of {@code [offset, offset+length)} of {@code image} to {@link #resolvedExtents}, reading
+     * BACKING parts from the backing image (recursively, a chain of any formats).
+     *
+     * @return false when a part cannot be read through the engine (TRANSFORMED: compressed or encrypted) or its
+     *         mapping would wait (metadata not in memory), or the chain is longer than {@link #MAX_CHAIN_ON_RING}
+     */
+    private boolean resolveForRead(Image image, long offset, long length, int depth) throws IOException {
+        List<Extent> extents = image.mapForReadNow(offset, length);
+        if (extents == null) {
+            mapsDeferred++;
+            return false;
+        }
+        for (Extent e : extents) {
+            switch (e.kind()) {
+                case DATA, ZERO -> resolvedExtents.add(e);
+                case BACKING -> {
+                    Image backing = image.backingImage().orElse(null);
+                    if (backing == null || depth >= MAX_CHAIN_ON_RING
+                            || !resolveForRead(backing, e.offset(), e.length(), depth + 1)) {
+                        return false;
+                    }
+                }
+                default -> {
+                    return false;
+                }
+            }
         }
         return true;
     }

@@ -1,17 +1,25 @@
 package io.jtap.blkback;
 
+import io.jtap.formats.CreateOptions;
+import io.jtap.formats.Image;
+import io.jtap.formats.ImageFormats;
+import io.jtap.formats.OpenOptions;
 import io.jtap.testkit.blkfront.SimulatedBlkfront;
 import io.jtap.testkit.blkfront.SimulatedBlkfront.Features;
 import io.jtap.xen.sim.SimulatedXen;
 import io.jtap.xen.sim.SimulatedXenExtension;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -90,6 +98,46 @@ class VectoredIoTest {
             int at = i * 64 * 512;
             assertArrayEquals(Arrays.copyOfRange(data, at, at + 4096), reads.get(i).data(), "read " + i);
         }
+        f.disconnect();
+    }
+
+    /**
+     * A qcow2 overlay over a qcow2 layer over a raw base: reads of clusters the top does not hold go to the image of
+     * the chain that does, through the engine (as vectored reads straight into the guest's pages), not through a
+     * worker; the data is each layer's.
+     */
+    @Test
+    void readsFromABackingChainGoThroughTheEngine(@TempDir Path dir) throws Exception {
+        Path base = dir.resolve("base.raw");
+        Path mid = dir.resolve("mid.qcow2");
+        Path top = dir.resolve("top.qcow2");
+        ImageFormats formats = ImageFormats.defaults();
+        formats.get("raw").create(base, CreateOptions.ofSize(SIZE));
+        byte[] inBase = BlkbackFixture.pattern(0, SIZE, 1);
+        Files.write(base, inBase, StandardOpenOption.WRITE);
+        formats.get("qcow2").create(mid, CreateOptions.ofSize(SIZE).withBacking(base.toString(),
+                "raw"));
+        byte[] inMid = BlkbackFixture.pattern(MIB, MIB, 2);
+        try (Image m = formats.get("qcow2").open(mid, OpenOptions.defaults())) {
+            m.write(MIB, ByteBuffer.wrap(inMid));
+            m.flush();
+        }
+        formats.get("qcow2").create(top, CreateOptions.ofSize(SIZE).withBacking(mid.toString(),
+                "qcow2"));
+        BlkbackFixture.Device d = fx.addDevice("qcow2:" + top, "w", "disk", BlkbackConfig.defaults());
+        SimulatedBlkfront f = fx.frontend(d, Features.defaults());
+        f.connect();
+        byte[] inTop = BlkbackFixture.pattern(3 * MIB / 2, 64 * 1024, 3);
+        f.write(0, 3 * MIB / 2 / 512, inTop);
+        byte[] expected = inBase.clone();
+        System.arraycopy(inMid, 0, expected, MIB, MIB);
+        System.arraycopy(inTop, 0, expected, 3 * MIB / 2, inTop.length);
+        long reads = d.backend().engineReads();
+        for (int at = 0; at < 4 * MIB; at += MIB) {
+            assertArrayEquals(Arrays.copyOfRange(expected, at, at + MIB), f.read(0, at / 512, MIB / 512),
+                    "MiB at " + at);
+        }
+        assertEquals(4, d.backend().engineReads() - reads, "reads through the engine, of 4");
         f.disconnect();
     }
 }

@@ -147,6 +147,17 @@ public interface Image extends AutoCloseable {
     List<Extent> mapForRead(long offset, long length) throws IOException;
 
     /**
+     * As {@link #mapForRead}, for a caller that must not wait (blkback's ring thread, which serves every request of
+     * its ring): null, having done nothing, where the answer would need a read of the image's metadata (a qcow2 L2
+     * table not in the cache) or a metadata lock another thread holds (an allocation in progress). The caller then
+     * maps on a thread that may wait. The default answers as {@link #mapForRead}: for formats whose mapping never
+     * waits.
+     */
+    default List<Extent> mapForReadNow(long offset, long length) throws IOException {
+        return mapForRead(offset, length);
+    }
+
+    /**
      * Reserves the host space for a write of {@code [offset, offset+length)} — phase one of a two-phase write.
      *
      * <p>The returned mapping's extents are DATA (the caller writes its data there, possibly asynchronously) or
