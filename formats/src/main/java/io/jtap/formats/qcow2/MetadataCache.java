@@ -68,6 +68,11 @@ final class MetadataCache {
         return t;
     }
 
+    /** The table at {@code offset} if it is cached (a use, for the LRU order), else null; never reads the file. */
+    Table cached(long offset) {
+        return tables.get(offset);
+    }
+
     /** A new all-zero table at {@code offset}, dirty; replaces any cached one. */
     Table create(long offset) throws IOException {
         tables.remove(offset);

@@ -43,6 +43,9 @@ import java.util.Optional;
  * L1/L2 entries). COPIED decides: a data cluster is written in place only when its L2 entry has it, and an L2 table is
  * modified only when its L1 entry has it; otherwise the write goes to a new cluster (the rest of the cluster, or the
  * whole L2 table, copied first) and the shared cluster loses one reference once the new one is linked and durable.
+ * A damaged image's flags are not trusted blindly: an entry whose cluster the refcounts in memory contradict (beyond
+ * them, refcount not 1, or metadata) is corruption ({@link #checkEntry}), so a COPIED entry pointing at 1 TiB does not
+ * make a guest write grow the file to 1 TiB.
  * Snapshots are created, deleted and applied by {@link InternalSnapshots}, each in one atomic header write.
  *
  * <p>Writable images are restricted to what jtap maintains fully: no extended L2 entries, clean (no dirty bit:
@@ -144,8 +147,13 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
      * table (under the lock).
      */
     private boolean isMetadataCluster(long offset) {
+        return map.isL2Table(offset) || isL1OrSnapshotMetadata(offset);
+    }
+
+    /** Whether a host cluster holds the active L1 table, the snapshot table or a snapshot's L1 table. */
+    private boolean isL1OrSnapshotMetadata(long offset) {
         long l1End = map.l1Offset() + map.l1Size() * 8L;
-        if (offset + clusterSize > map.l1Offset() && offset < l1End || map.isL2Table(offset)) {
+        if (offset + clusterSize > map.l1Offset() && offset < l1End) {
             return true;
         }
         for (long[] r : snapshotMetadata) {
@@ -676,8 +684,11 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
                         long entry = map.lookup(g).entry();
                         if (L2Entry.type(entry, header.version) == L2Entry.Type.NORMAL
                                 && (entry & L2Entry.COPIED) != 0) {
+                            checkEntry(g, entry, true);
                             pieces.add(new Piece(g, pos, to, L2Entry.hostOffset(entry), null, false));
                         } else {
+                            // copied from and released once replaced, or (a preallocated zero cluster) reused
+                            checkEntry(g, entry, reusable(entry));
                             pieces.add(null);
                             wanted.add(new long[] {g, pos, to, entry, pieces.size() - 1});
                         }
@@ -783,7 +794,9 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
      */
     private void ensureL2(long g) throws IOException {
         if (map.hasL2(g)) {
-            if (!map.l2Writable(g)) {
+            boolean inPlace = map.l2Writable(g);
+            checkL2Table(g, inPlace);
+            if (!inPlace) {
                 long host = refcounts.allocate(1);
                 long old = map.copyL2(g, host);
                 refcounts.deferFree(old, 1);
@@ -792,6 +805,94 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         }
         long host = refcounts.allocate(1);
         map.installL2(g, host);
+    }
+
+    /**
+     * Under the lock, before the host cluster(s) of guest cluster {@code g}'s L2 entry are used beyond reading them:
+     * modified in place ({@code inPlace}: a COPIED data cluster, or a preallocated zero cluster reused), else
+     * released once the entry is replaced. The entry must be well-formed, and what is in memory must not contradict
+     * the refcount the use relies on ({@link RefcountTable#contradiction}: exactly 1 for COPIED, at least 1 for a
+     * release) nor show the cluster holding metadata; otherwise the image is corrupt, and the request is refused
+     * before it writes the cluster or drops the reference ({@link #refuse}). Without this a damaged COPIED entry
+     * pointing at 1 TiB made a guest write grow the file to 1 TiB (QEMU trusts COPIED there; it checks alignment in
+     * {@code qcow2_get_host_offset} and overlap with metadata in {@code qcow2_pre_write_overlap_check}), and one
+     * pointing at metadata would overwrite it, or free it when discarded. Constant time, no IO: this runs for every
+     * in-place write.
+     */
+    private void checkEntry(long g, long entry, boolean inPlace) throws IOException {
+        L2Entry.Type type = L2Entry.type(entry, header.version);
+        long host;
+        String reason = null;
+        if (type == L2Entry.Type.COMPRESSED) {
+            long[] clusters = CompressedCluster.hostClusters(entry, clusterBits);
+            host = L2Entry.compressedOffset(entry, clusterBits);
+            for (long i = 0; i < clusters[1] && reason == null; i++) {
+                long c = clusters[0] + (i << clusterBits);
+                reason = refcounts.contradiction(c, false);
+                if (reason == null && refcounts.isMetadata(c)) {
+                    reason = "the compressed data overlaps metadata, host_cluster=" + c;
+                }
+            }
+        } else {
+            host = L2Entry.hostOffset(entry);
+            if (host == 0) {
+                return;
+            }
+            if ((host & (clusterSize - 1)) != 0) {
+                reason = "host offset not cluster-aligned, cluster_size=" + clusterSize;
+            } else if (type == L2Entry.Type.NORMAL && header.version >= 3 && (entry & L2Entry.NORMAL_RESERVED) != 0) {
+                reason = "reserved bits set";
+            } else {
+                reason = refcounts.contradiction(host, inPlace);
+                if (reason == null && refcounts.isMetadata(host)) {
+                    reason = "the host cluster holds metadata (header, refcount table or block, L1 or L2 table, "
+                            + "snapshot table)";
+                }
+            }
+        }
+        if (reason != null) {
+            throw refuse("bad L2 entry, refusing to " + (inPlace ? "write its host cluster in place"
+                    : "copy and release its host cluster") + ": guestOffset=" + (g << clusterBits) + ", entry=0x"
+                    + Long.toHexString(entry) + ", hostOffset=" + host + ", reason=" + reason);
+        }
+    }
+
+    /**
+     * Under the lock, before the L2 table of guest cluster {@code g} is modified in place ({@code inPlace}: its L1
+     * entry has COPIED) or copied and released: as {@link #checkEntry}, for the table's cluster (which
+     * {@link ClusterMap#lookup} has found aligned and inside the file).
+     */
+    private void checkL2Table(long g, boolean inPlace) throws IOException {
+        long l1Entry = map.l1Entry(g);
+        long l2 = l1Entry & ClusterMap.L1_OFFSET_MASK;
+        String reason = refcounts.contradiction(l2, inPlace);
+        if (reason == null && (refcounts.isHeaderOrRefcounts(l2) || isL1OrSnapshotMetadata(l2))) {
+            reason = "the L2 table overlaps other metadata (header, refcount table or block, L1 table, snapshot "
+                    + "table)";
+        }
+        if (reason != null) {
+            throw refuse("bad L1 entry, refusing to " + (inPlace ? "modify its L2 table in place"
+                    : "copy and release its L2 table") + ": guestOffset=" + (g << clusterBits) + ", l1_index="
+                    + g / map.l2Entries() + ", l1_entry=0x" + Long.toHexString(l1Entry) + ", l2_offset=" + l2
+                    + ", reason=" + reason);
+        }
+    }
+
+    /**
+     * Under the lock: the corruption {@link #checkEntry} or {@link #checkL2Table} found, to throw (the caller marks the
+     * image corrupt). Both run before their cluster is touched, so the metadata in memory is consistent (what the
+     * request changed before, such as the clusters of a discard already dropped, is complete; the damage is on disk,
+     * unchanged) and is flushed first: a corrupt image closes without a flush, and the writes completed before the
+     * refusal are not lost.
+     */
+    private CorruptImageException refuse(String message) {
+        CorruptImageException e = new CorruptImageException(message);
+        try {
+            flushLocked();
+        } catch (IOException suppressed) {
+            e.addSuppressed(suppressed);
+        }
+        return e;
     }
 
     /**
@@ -941,7 +1042,11 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         synchronized (lock) {
             file.deferSyncs(syncsDisabled);
             if (!closed) {
-                flushLocked();
+                try {
+                    flushLocked();
+                } catch (CorruptImageException e) {
+                    throw markCorrupt(e);
+                }
             }
         }
     }
@@ -1039,6 +1144,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
                 || type == L2Entry.Type.ZERO && L2Entry.hostOffset(entry) == 0 && zeroFlag) {
             return true;
         }
+        checkEntry(g, entry, false);
         if (!map.hasL2(g)) {
             if (mode == DiscardMode.ADVISORY) {
                 return true;
@@ -1263,6 +1369,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
                     throw new IOException("compressed write over a cluster with a write in flight: offset=" + offset);
                 }
                 long old = map.lookup(g).entry();
+                checkEntry(g, old, false);
                 ensureL2(g);
                 long host = allocateCompressedBytes(length);
                 file.write(compressed.duplicate(), host);

@@ -109,9 +109,14 @@ final class RefcountTable {
      * metadata the image knows of ({@link #setOtherMetadata}).
      */
     boolean isMetadata(long offset) {
+        return isHeaderOrRefcounts(offset) || otherMetadata.test(offset);
+    }
+
+    /** Whether the host cluster at {@code offset} holds the header, the refcount table or a refcount block. */
+    boolean isHeaderOrRefcounts(long offset) {
         long tableEnd = header.refcountTableOffset + ((long) header.refcountTableClusters << clusterBits);
         return offset < clusterSize || blockOffsets.contains(offset)
-                || offset >= header.refcountTableOffset && offset < tableEnd || otherMetadata.test(offset);
+                || offset >= header.refcountTableOffset && offset < tableEnd;
     }
 
     /** Entries in the refcount table (one per refcount block it can point to). */
@@ -132,6 +137,43 @@ final class RefcountTable {
     /** Clusters at or past this index are free and past the end of the file. */
     long endCluster() {
         return endCluster;
+    }
+
+    /**
+     * What the refcount structures say against the host cluster at {@code hostOffset} having the refcount a reference
+     * to it claims, or null when nothing does: exactly 1 when {@code exclusive} (a COPIED flag: the cluster is about
+     * to be modified in place), else at least 1 (a reference about to be dropped). Reports a cluster beyond the
+     * refcount table, one no refcount block covers, one whose refcount block is cached with another refcount, and
+     * one at or past {@link #endCluster} (refcount 0 by construction).
+     *
+     * <p>Constant time, memory only: it runs for every in-place guest write, so a refcount block that is not cached
+     * is not read, and such a cluster below {@link #endCluster} passes. Exact only while refcounts are: the image
+     * opens for writing only without the dirty bit (lazy refcounts left stale need a repair first) and keeps them
+     * exact itself.
+     */
+    String contradiction(long hostOffset, boolean exclusive) {
+        long cluster = hostOffset >>> clusterBits;
+        long bi = cluster / entriesPerBlock;
+        if (bi >= table.length) {
+            return "beyond the refcount table, refcount_table_entries=" + table.length + ", clusters_per_block="
+                    + entriesPerBlock;
+        }
+        long block = table[(int) bi];
+        if (block == 0) {
+            return "no refcount block covers it, refcount_table_index=" + bi;
+        }
+        MetadataCache.Table t = blocks.cached(block);
+        if (t != null) {
+            long refcount = read(t.data, cluster % entriesPerBlock);
+            if (exclusive ? refcount != 1 : refcount <= 0) {
+                return "refcount=" + refcount + (exclusive ? ", COPIED requires 1" : "");
+            }
+            return null;
+        }
+        if (cluster >= endCluster) {
+            return "beyond every cluster in use (refcount 0), in_use_end=" + (endCluster << clusterBits);
+        }
+        return null;
     }
 
     /** The refcount of host cluster {@code cluster}. */
@@ -210,6 +252,10 @@ final class RefcountTable {
             set(c, next);
             if (next == 0 && c < freeHint) {
                 freeHint = c;
+            }
+            if (next != 0 && c >= endCluster) {
+                // keeps endCluster a bound on every cluster in use, which contradiction() relies on
+                endCluster = c + 1;
             }
         }
     }
@@ -395,10 +441,16 @@ final class RefcountTable {
         return !deferred.isEmpty();
     }
 
-    /** Applies queued decrements; returns the host offsets of clusters that became free (for hole punching). */
+    /**
+     * Applies queued decrements; returns the host offsets of clusters that became free (for hole punching). The queue
+     * is emptied first: when a decrement fails (an underflow: the refcounts were wrong), the ones after it are lost
+     * (leaked clusters, which a check repairs) rather than the ones before it applied twice by the next flush.
+     */
     List<Long> applyDeferredFrees() throws IOException {
         List<Long> freed = new ArrayList<>();
-        for (long[] f : deferred) {
+        List<long[]> queued = new ArrayList<>(deferred);
+        deferred.clear();
+        for (long[] f : queued) {
             update(f[0], f[1], -1);
             for (long c = f[0]; c < f[0] + f[1]; c++) {
                 if (get(c) == 0) {
@@ -406,7 +458,6 @@ final class RefcountTable {
                 }
             }
         }
-        deferred.clear();
         return freed;
     }
 

@@ -32,9 +32,10 @@ import org.junit.jupiter.api.io.TempDir;
  * Bad input never crashes, hangs or exhausts memory: seeded mutations (bit flips, field-targeted values in the
  * header, L1, L2 and refcount tables, truncations) of valid images made by qemu-img and by jtap are opened, read,
  * mapped, checked, repaired and written, and have snapshots created, deleted and applied. Every operation must
- * succeed or throw an {@link IOException} (such as {@link io.jtap.formats.CorruptImageException}); anything else, or
- * a case running longer than {@link #CASE_TIMEOUT_SECONDS}, fails the test and leaves the mutated image in
- * {@code target/fuzz-failures}. Bugs it found are pinned by the fixtures {@link Qcow2GoldenFixturesTest} replays.
+ * succeed or throw an {@link IOException} (such as {@link io.jtap.formats.CorruptImageException}); anything else, a
+ * case running longer than {@link #CASE_TIMEOUT_SECONDS}, or one growing the file by more than {@link #MAX_GROWTH}
+ * fails the test and leaves the mutated image in {@code target/fuzz-failures}. Bugs it found are pinned by the
+ * fixtures {@link Qcow2GoldenFixturesTest} replays.
  */
 class Qcow2FuzzTest {
     private static final long SEED = Long.getLong("jtap.seed", System.nanoTime());
@@ -45,6 +46,12 @@ class Qcow2FuzzTest {
      * for a slow CI machine while still catching a loop that never ends.
      */
     static final long CASE_TIMEOUT_SECONDS = 60;
+    /**
+     * How much a case may grow the file: the writes add a few MiB at most, a snapshot copies an L1 table (at most
+     * 32 MiB) and the refcount table may grow; a damaged entry that makes jtap write far beyond (a COPIED entry at
+     * 1 TiB, seed 17526858004629, case 734) grows it by orders of magnitude more.
+     */
+    private static final long MAX_GROWTH = 256L << 20;
 
     @TempDir
     Path dir;
@@ -194,6 +201,9 @@ class Qcow2FuzzTest {
                     if (ms > slowestMs) {
                         slowestMs = ms;
                         slowest = what.toString();
+                    }
+                    if (Files.size(p) > image.length + MAX_GROWTH) {
+                        failure = "file blown up: from " + image.length + " to " + Files.size(p) + " bytes";
                     }
                 } catch (TimeoutException e) {
                     failure = "hang (over " + CASE_TIMEOUT_SECONDS + " s)";

@@ -39,6 +39,8 @@ class Qcow2GoldenFixturesTest {
         "header-cluster-refcount-zero-allocated-over-header | write | refusing to allocate",
         // a backing file name of NUL bytes made Path.of throw InvalidPathException
         "backing-file-name-with-nul-invalid-path       | read  | contains NUL",
+        // a COPIED L2 entry pointing at 1 TiB was trusted and written in place: the file grew sparsely to 1 TiB
+        "l2-entry-copied-at-1tib-written-in-place      | write | refusing to write its host cluster in place",
     })
     void fixtureFailsCleanly(String name, String step, String message) throws Exception {
         Path img = dir.resolve(name + ".qcow2");
