@@ -160,12 +160,18 @@ if has qcow2; then
     rm -f $QCOW2; qemu-img create -q -f qcow2 $QCOW2 1G
     DISK_LINES="$DISK_LINES, \"$QCOW2_LINE\""
 fi
-# xvdc: a read-only raw disk with known content
-RO_IMG=/var/lib/e2e/ro.img
+# xvdc: a read-only backing chain with known content: a qcow2 overlay holding 1 MiB of its own over a raw base
+# (reads of the rest go through to the base)
+RO_BASE=/var/lib/e2e/ro-base.img
+RO_IMG=/var/lib/e2e/ro.qcow2
 if has ro; then
-    dd if=/dev/urandom of=$RO_IMG bs=1M count=16 2>/dev/null
-    RO_MD5=$(md5sum < $RO_IMG | cut -d' ' -f1)
-    DISK_LINES="$DISK_LINES, \"format=raw, vdev=xvdc, access=ro, script=block-jtap, target=$RO_IMG\""
+    dd if=/dev/urandom of=$RO_BASE bs=1M count=16 2>/dev/null
+    rm -f $RO_IMG; qemu-img create -q -f qcow2 -b $RO_BASE -F raw $RO_IMG
+    qemu-io -c "write -q -P 0x5a 4M 1M" $RO_IMG >/dev/null
+    qemu-img convert -O raw $RO_IMG /var/lib/e2e/ro-flat.img
+    RO_MD5=$(md5sum < /var/lib/e2e/ro-flat.img | cut -d' ' -f1); rm -f /var/lib/e2e/ro-flat.img
+    RO_FILES_MD5=$(cat $RO_IMG $RO_BASE | md5sum | cut -d' ' -f1)
+    DISK_LINES="$DISK_LINES, \"format=raw, vdev=xvdc, access=ro, script=block-jtap, target=qcow2:$RO_IMG\""
 fi
 # xvdd: attached later with `jtap attach`
 EXTRA_IMG=/var/lib/e2e/extra.img
@@ -476,7 +482,7 @@ if [ "$E2E_BACKEND" = jtap ] && [ -n "${DOMID:-}" ]; then
     fi
     if has ro; then
         check ro-guest-read-matches test "$(ginfo ro-md5)" = "$RO_MD5"
-        check ro-image-unchanged test "$(md5sum < $RO_IMG | cut -d' ' -f1)" = "$RO_MD5"
+        check ro-images-unchanged test "$(cat $RO_IMG $RO_BASE | md5sum | cut -d' ' -f1)" = "$RO_FILES_MD5"
     fi
     if has jtapattach; then
         check jtap-attached-image-matches-guest test "$(ginfo xvdd-md5)" = "$(head -c 4M $EXTRA_IMG | md5sum | cut -d' ' -f1)"
