@@ -68,8 +68,11 @@ class PersistentGrantsTest {
                 CountingGrantTable.platform(xen.platform(SimulatedXen.DOM0), counts));
     }
 
-    /** What {@link #run} did: requests, and the map and copy calls they cost. */
-    private record Run(int requests, long maps, long copies) {
+    /**
+     * What {@link #run} did: requests, the map and copy calls they cost, and the most pages the backend held
+     * persistently after a round (a purge pass under pressure may empty a small cache between rounds).
+     */
+    private record Run(int requests, long maps, long copies, int mostPersistent) {
     }
 
     /**
@@ -83,6 +86,7 @@ class PersistentGrantsTest {
         long copies = counts.copies();
         int requests = 0;
         int next = 0;
+        int most = 0;
         for (int round = 0; round < rounds; round++) {
             List<Request> inFlight = new ArrayList<>();
             List<Long> sectors = new ArrayList<>();
@@ -105,8 +109,9 @@ class PersistentGrantsTest {
             requests += inFlight.size();
             int mapped = d.backend().persistentGrants();
             assertTrue(mapped <= limit, "persistent pages over the limit: mapped=" + mapped + ", limit=" + limit);
+            most = Math.max(most, mapped);
         }
-        return new Run(requests, counts.maps() - maps, counts.copies() - copies);
+        return new Run(requests, counts.maps() - maps, counts.copies() - copies, most);
     }
 
     private static byte[] expected(long sector) {
@@ -128,7 +133,7 @@ class PersistentGrantsTest {
         assertTrue(run.maps() <= run.requests(), "map calls: maps=" + run.maps() + ", requests=" + run.requests());
         assertTrue(run.copies() <= run.requests(), "copy calls (indirect pages): copies=" + run.copies()
                 + ", requests=" + run.requests());
-        assertTrue(d.backend().persistentGrants() > 0, "some grants stayed persistent");
+        assertTrue(run.mostPersistent() > 0, "some grants stayed persistent");
         f.disconnect();
         assertEquals(0, f.grantsStillMapped());
     }
@@ -144,7 +149,7 @@ class PersistentGrantsTest {
         assertEquals(2, f.queueCount());
         Run run = run(f, d, 8, 12, 4, budget);
         assertTrue(run.maps() <= run.requests(), "map calls: maps=" + run.maps() + ", requests=" + run.requests());
-        assertTrue(d.backend().persistentGrants() > 0, "some grants stayed persistent");
+        assertTrue(run.mostPersistent() > 0, "some grants stayed persistent");
         f.disconnect();
     }
 

@@ -89,6 +89,12 @@ final class ClusterMap {
         return i < l1.length ? l1[(int) i] : 0;
     }
 
+    /** Whether {@link #lookup} of guest cluster {@code guestCluster} needs no read: no L2 table, or one cached. */
+    boolean lookupIsInMemory(long guestCluster) {
+        long l2 = l1Entry(guestCluster) & L1_OFFSET_MASK;
+        return l2 == 0 || l2Cache.contains(l2);
+    }
+
     /**
      * The L2 entry of guest cluster {@code guestCluster}. A bad L1 entry (reserved bits, unaligned) is reported when
      * used, so that one damaged entry does not make the rest of the image unreadable (or uncheckable).

@@ -27,6 +27,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * An open qcow2 image (versions 2 and 3). Composes the concerns: {@link Qcow2Header}, {@link ClusterMap} (L1/L2),
@@ -88,7 +89,12 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
     private volatile List<Qcow2Snapshot> snapshots;
     /** The snapshot table and the snapshots' L1 tables, as [offset, end) byte ranges, for the overlap check. */
     private long[][] snapshotMetadata;
-    private final Object lock = new Object();
+    private final ReentrantLock lock = new ReentrantLock();
+
+    /** The metadata lock, for tests that hold it from another thread. */
+    ReentrantLock lockForTest() {
+        return lock;
+    }
     private final Map<Long, PendingCluster> pending = new HashMap<>();
     /** Write mappings handed out and neither completed nor aborted: their in-place writes may be in flight. */
     private int mappingsInFlight;
@@ -355,7 +361,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
      */
     private <T> T snapshotOperation(String what, SnapshotOperation<T> op) throws IOException {
         checkWritable();
-        synchronized (lock) {
+        lock.lock();
+        try {
             checkWritable();
             if (closed) {
                 throw new IOException("image is closed: path=" + path);
@@ -381,6 +388,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
                 throw markCorrupt(e);
             }
             return result;
+        } finally {
+            lock.unlock();
         }
     }
 
@@ -435,11 +444,43 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
 
     // ---------------------------------------------------------------- reading
 
+    /**
+     * As {@link #mapForRead} when the image's metadata lock is free and every L2 table of the range is in the cache;
+     * otherwise null, at once.
+     */
+    @Override
+    public List<Extent> mapForReadNow(long offset, long length) throws IOException {
+        RangeCheck.check("mapForRead", offset, length, size, 1);
+        if (!lock.tryLock()) {
+            return null;
+        }
+        try {
+            List<Extent> out = new ArrayList<>();
+            try {
+                for (long pos = offset; pos < offset + length; ) {
+                    long g = pos >> clusterBits;
+                    if (!map.lookupIsInMemory(g)) {
+                        return null;
+                    }
+                    long to = Math.min(offset + length, (g + 1) << clusterBits);
+                    mapCluster(g, pos, to, out);
+                    pos = to;
+                }
+            } catch (CorruptImageException e) {
+                throw markCorrupt(e);
+            }
+            return out;
+        } finally {
+            lock.unlock();
+        }
+    }
+
     @Override
     public List<Extent> mapForRead(long offset, long length) throws IOException {
         RangeCheck.check("mapForRead", offset, length, size, 1);
         List<Extent> out = new ArrayList<>();
-        synchronized (lock) {
+        lock.lock();
+        try {
             try {
                 for (long pos = offset; pos < offset + length; ) {
                     long g = pos >> clusterBits;
@@ -450,6 +491,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
             } catch (CorruptImageException e) {
                 throw markCorrupt(e);
             }
+        } finally {
+            lock.unlock();
         }
         return out;
     }
@@ -556,8 +599,11 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
             int within = (int) (offset - (g << clusterBits));
             int n = Math.min(dst.remaining(), clusterSize - within);
             long entry;
-            synchronized (lock) {
+            lock.lock();
+            try {
                 entry = map.lookup(g).entry();
+            } finally {
+                lock.unlock();
             }
             ByteBuffer part = dst.slice(dst.position(), n);
             if (L2Entry.type(entry, header.version) == L2Entry.Type.COMPRESSED) {
@@ -580,7 +626,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         }
         BlockStatus.Kind kind = null;
         long pos = offset;
-        synchronized (lock) {
+        lock.lock();
+        try {
             while (pos < offset + length) {
                 long g = pos >> clusterBits;
                 long to = Math.min(offset + length, (g + 1) << clusterBits);
@@ -608,6 +655,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
                 kind = k;
                 pos += step;
             }
+        } finally {
+            lock.unlock();
         }
         return new BlockStatus(kind, pos - offset);
     }
@@ -669,7 +718,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         checkWritable();
         RangeCheck.check("mapForWrite", offset, length, size, 1);
         List<Piece> pieces = new ArrayList<>();
-        synchronized (lock) {
+        lock.lock();
+        try {
             checkWritable();
             try {
                 List<long[]> wanted = new ArrayList<>();
@@ -704,6 +754,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
                 releaseJoins(pieces);
                 throw e;
             }
+        } finally {
+            lock.unlock();
         }
         List<Qcow2WriteMapping.Part> parts = new ArrayList<>();
         List<Extent> extents = new ArrayList<>();
@@ -932,7 +984,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
     }
 
     void completeParts(List<Qcow2WriteMapping.Part> parts) throws IOException {
-        synchronized (lock) {
+        lock.lock();
+        try {
             mappingsInFlight--;
             for (Qcow2WriteMapping.Part part : parts) {
                 PendingCluster p = part.cluster();
@@ -945,6 +998,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
                 }
                 p.participants--;
             }
+        } finally {
+            lock.unlock();
         }
     }
 
@@ -977,7 +1032,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
 
     void abortParts(List<Qcow2WriteMapping.Part> parts) throws IOException {
         IOException failure = null;
-        synchronized (lock) {
+        lock.lock();
+        try {
             mappingsInFlight--;
             for (Qcow2WriteMapping.Part part : parts) {
                 PendingCluster p = part.cluster();
@@ -996,6 +1052,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
                     }
                 }
             }
+        } finally {
+            lock.unlock();
         }
         if (failure != null) {
             throw failure;
@@ -1039,7 +1097,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         if (readOnly) {
             return;
         }
-        synchronized (lock) {
+        lock.lock();
+        try {
             file.deferSyncs(syncsDisabled);
             if (!closed) {
                 try {
@@ -1048,6 +1107,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
                     throw markCorrupt(e);
                 }
             }
+        } finally {
+            lock.unlock();
         }
     }
 
@@ -1104,7 +1165,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         RangeCheck.check(mode == DiscardMode.ZEROES ? "writeZeroes" : "discard", offset, length, size, 1);
         List<long[]> explicitZeroes = new ArrayList<>();
         long end = offset + length;
-        synchronized (lock) {
+        lock.lock();
+        try {
             checkWritable();
             try {
                 for (long pos = offset; pos < end; ) {
@@ -1122,6 +1184,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
             } catch (CorruptImageException e) {
                 throw markCorrupt(e);
             }
+        } finally {
+            lock.unlock();
         }
         for (long[] r : explicitZeroes) {
             writeZeroBytes(r[0], r[1] - r[0]);
@@ -1175,11 +1239,14 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
             throw new IllegalArgumentException("qcow2 size must be a multiple of 512: newSize=" + newSize);
         }
         long old = size;
-        synchronized (lock) {
+        lock.lock();
+        try {
             if (!pending.isEmpty()) {
                 throw new IOException("cannot resize while writes are pending: path=" + path + ", pending="
                         + pending.size());
             }
+        } finally {
+            lock.unlock();
         }
         if (newSize < old) {
             // As QEMU's qcow2_co_truncate: only whole clusters beyond the new size are discarded; the rest of the
@@ -1190,13 +1257,19 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
             if (old > tailEnd) {
                 discardRange(tailEnd, old - tailEnd, DiscardMode.FULL);
             }
-            synchronized (lock) {
+            lock.lock();
+            try {
                 setSize(newSize);
+            } finally {
+                lock.unlock();
             }
         } else if (newSize > old) {
-            synchronized (lock) {
+            lock.lock();
+            try {
                 growL1(newSize);
                 setSize(newSize);
+            } finally {
+                lock.unlock();
             }
             if (backing != null && backing.size() > old) {
                 // The new range reads as zeros, not as the longer backing image.
@@ -1246,7 +1319,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
 
     @Override
     public void close() throws IOException {
-        synchronized (lock) {
+        lock.lock();
+        try {
             if (closed) {
                 return;
             }
@@ -1265,6 +1339,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
                     }
                 }
             }
+        } finally {
+            lock.unlock();
         }
     }
 
@@ -1284,7 +1360,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         if (repair && readOnly) {
             throw new AccessDeniedException(path.toString(), null, "image opened read-only: cannot repair");
         }
-        synchronized (lock) {
+        lock.lock();
+        try {
             if (closed) {
                 throw new IOException("image is closed: path=" + path);
             }
@@ -1310,6 +1387,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
                 reloadMetadata();
             }
             return result;
+        } finally {
+            lock.unlock();
         }
     }
 
@@ -1362,7 +1441,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
                     + ", cluster_size=" + clusterSize + ", size=" + size);
         }
         long g = offset >> clusterBits;
-        synchronized (lock) {
+        lock.lock();
+        try {
             checkWritable();
             try {
                 if (pending.containsKey(g)) {
@@ -1378,6 +1458,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
             } catch (CorruptImageException e) {
                 throw markCorrupt(e);
             }
+        } finally {
+            lock.unlock();
         }
     }
 
