@@ -47,14 +47,6 @@ public final class HostFile implements AutoCloseable {
     /** While growing ahead ({@link #allocateAheadOfEnd}): the file is allocated up to here; else -1. */
     private volatile long allocatedEnd = -1;
     private long growthStep;
-    /**
-     * While allocating ahead of ordered writes ({@link #allocateAheadOfOrderedWrites}): allocated up to here; else -1.
-     * Guarded by this.
-     */
-    private long orderedAllocatedEnd = -1;
-    /** The end of the highest write so far in that mode. Guarded by this. */
-    private long orderedCursor;
-    private long orderedStep;
 
     /**
      * Sees every change made through this object's own methods, in issue order: the seam crash-consistency tests
@@ -221,9 +213,6 @@ public final class HostFile implements AutoCloseable {
         if (allocateBeforeWrites && src.hasRemaining() && !allocate(position, src.remaining())) {
             allocateBeforeWrites = false;
         }
-        if (orderedAllocatedEnd >= 0 && src.hasRemaining()) {
-            allocateAheadOf(position, src.remaining());
-        }
         if (position + src.remaining() > allocatedEnd && allocatedEnd >= 0) {
             growAllocation(position + src.remaining());
         }
@@ -273,52 +262,6 @@ public final class HostFile implements AutoCloseable {
         }
     }
 
-    /**
-     * For a writer that writes a file the size it will have, which read as zeros before, in ascending order, each
-     * range once, skipping ranges that stay zero (a conversion's new raw target with sparse output): a write past the
-     * allocated part first allocates from there to {@code step} past the write ({@code FALLOC_FL_KEEP_SIZE}), and a
-     * write that starts past the end of the previous one gives back ({@code FALLOC_FL_PUNCH_HOLE}) the skipped range
-     * that was allocated ahead; {@link #close()} gives back what was allocated past the last write. The file ends up
-     * allocated where it was written, holes where it was not, in extents as long as the file system makes them (one
-     * allocation per write left a 4 GiB raw target in about 2000 extents instead of qemu-img's 36, and a few more
-     * blocks of extent tree). A write below the end of an earlier one (out of order) allocates nothing. Never for a
-     * file with contents outside what will be written: a skipped range is deallocated. Switches itself off where the
-     * file system cannot allocate.
-     */
-    public synchronized void allocateAheadOfOrderedWrites(long step) {
-        if (step <= 0 || fd < 0 || blockDevice) {
-            return;
-        }
-        orderedStep = step;
-        orderedCursor = 0;
-        orderedAllocatedEnd = 0;
-    }
-
-    private synchronized void allocateAheadOf(long position, long length) throws IOException {
-        long end = orderedAllocatedEnd;
-        if (end < 0 || position < orderedCursor) {
-            return;
-        }
-        try {
-            if (position > orderedCursor && orderedCursor < end) {
-                punchHole(orderedCursor, Math.min(position, end) - orderedCursor);
-            }
-            if (position + length > end) {
-                long from = Math.max(position, end);
-                long to = Math.max(position + length, Math.min(
-                        (position + length + orderedStep - 1) / orderedStep * orderedStep, channel.size()));
-                NativeFiles.fallocate(fd, LibC.FALLOC_FL_KEEP_SIZE, from, to - from);
-                orderedAllocatedEnd = to;
-            }
-            orderedCursor = position + length;
-        } catch (NativeFiles.ErrnoException e) {
-            if (!e.isUnsupported()) {
-                throw e;
-            }
-            orderedAllocatedEnd = -1;
-        }
-    }
-
     private synchronized void growAllocation(long end) throws IOException {
         long from = allocatedEnd;
         if (from < 0 || end <= from) {
@@ -336,25 +279,12 @@ public final class HostFile implements AutoCloseable {
         }
     }
 
-    /**
-     * Frees what {@link #allocateAheadOfEnd} allocated past the end of the file, and what
-     * {@link #allocateAheadOfOrderedWrites} allocated past the last write.
-     */
+    /** Frees what {@link #allocateAheadOfEnd} allocated past the end of the file. */
     private void trimAllocation() throws IOException {
         long end = allocatedEnd;
         allocatedEnd = -1;
         if (end >= 0 && writable && end > channel.size()) {
             NativeFiles.ftruncate(fd, channel.size());
-        }
-        long orderedEnd;
-        long cursor;
-        synchronized (this) {
-            orderedEnd = orderedAllocatedEnd;
-            cursor = orderedCursor;
-            orderedAllocatedEnd = -1;
-        }
-        if (orderedEnd > cursor && writable) {
-            punchHole(cursor, orderedEnd - cursor);
         }
     }
 

@@ -91,12 +91,9 @@ public interface Image extends AutoCloseable {
      * A hint from a writer that writes each range once and in large pieces (a conversion's target): the image may
      * allocate host space explicitly before each write instead of leaving it to the file system's delayed allocation
      * (see {@link HostFile#allocateBeforeWrites}). Changes no contents and no allocation that the writes would not
-     * make. With {@code inOrderOverZeros}, the writer also promises that the image read as zeros in every range it
-     * does not write (a new image) and that it writes in ascending order: the image may then allocate ahead of the
-     * writes and give back the ranges skipped (see {@link HostFile#allocateAheadOfOrderedWrites}). The default does
-     * nothing.
+     * make. The default does nothing.
      */
-    default void allocateBeforeWrites(boolean inOrderOverZeros) throws IOException {
+    default void allocateBeforeWrites() throws IOException {
     }
 
     /**

@@ -1086,7 +1086,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
      * written: new clusters are allocated at the end of the file, in ascending order.
      */
     @Override
-    public void allocateBeforeWrites(boolean inOrderOverZeros) throws IOException {
+    public void allocateBeforeWrites() throws IOException {
         if (!readOnly) {
             file.allocateAheadOfEnd(ALLOCATION_STEP, clusterSize);
         }

@@ -79,17 +79,9 @@ public final class RawImage implements Image {
         }
     }
 
-    /** How far ahead of in-order writes to a new image the file is allocated: 16 MiB. */
-    static final long ORDERED_ALLOCATION_STEP = 16L << 20;
-
     @Override
-    public void allocateBeforeWrites(boolean inOrderOverZeros) {
-        if (readOnly) {
-            return;
-        }
-        if (inOrderOverZeros) {
-            file.allocateAheadOfOrderedWrites(ORDERED_ALLOCATION_STEP);
-        } else {
+    public void allocateBeforeWrites() {
+        if (!readOnly) {
             file.allocateBeforeWrites(true);
         }
     }

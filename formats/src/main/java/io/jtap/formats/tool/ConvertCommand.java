@@ -141,9 +141,7 @@ final class ConvertCommand implements Callable<Integer> {
                 ConvertPipeline.Settings s = new ConvertPipeline.Settings(parallel, outOfOrder, sparse != 0,
                         Integer.highestOneBit(granularity), fresh, backing != null, compressor);
                 if (compressor.isEmpty()) {
-                    // Each range is written once; on a new target in order unless -W, and what is skipped reads as
-                    // zeros.
-                    dst.allocateBeforeWrites(fresh && !outOfOrder);
+                    dst.allocateBeforeWrites(); // each range is written once
                 }
                 if (unsafe) {
                     dst.disableSyncs();
