@@ -223,7 +223,7 @@ class Qcow2CopiedEntryTest {
         qcow2.create(img, CreateOptions.ofSize(8 << 20).with("cluster_size", String.valueOf(cs)));
         try (Qcow2Image image = (Qcow2Image) qcow2.open(img, OpenOptions.defaults())) {
             image.deferSyncsUntilFlush();
-            image.allocateBeforeWrites(true);
+            image.allocateBeforeWrites();
             for (long off = 0; off < 4 << 20; off += 65536) {
                 image.write(off, SelfDescribingData.buffer(off, 65536, 1));
             }
