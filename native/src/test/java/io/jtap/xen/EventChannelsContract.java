@@ -122,6 +122,7 @@ public abstract class EventChannelsContract {
             backend.notify(ports[1]);
             assertEquals(0, frontend.awaitPending(new int[4], QUIET_NS), "masked: no report before unmask");
             frontend.unmask(ports[0]);
+            assertTrue(readable(frontend, 10_000), "a latched event makes the fd readable on unmask");
             assertArrayEquals(new int[] {ports[0]}, awaitPorts(frontend), "the latched event fires on unmask");
             frontend.unmask(ports[0]);
             assertEquals(0, frontend.awaitPending(new int[4], QUIET_NS), "nothing left after unmask");

@@ -52,6 +52,8 @@ public final class SimulatedEventChannels implements EventChannels {
     public int bindInterdomain(int remoteDomid, int remotePort) throws IOException {
         String call = "IOCTL_EVTCHN_BIND_INTERDOMAIN(remote_domain=" + remoteDomid + ", remote_port=" + remotePort
                 + ")";
+        int port;
+        boolean kick;
         synchronized (xen.lock) {
             ensureOpen();
             SimulatedDomain remote = xen.liveDomain(remoteDomid);
@@ -72,9 +74,13 @@ public final class SimulatedEventChannels implements EventChannels {
             ports.add(lp.port);
             // Xen's evtchn_bind_interdomain: "We may have lost notifications on the remote unbound port. Fix that up
             // here by conservatively always setting a notification on the local port."
-            fire(lp);
-            return lp.port;
+            kick = fire(lp);
+            port = lp.port;
         }
+        if (kick) {
+            kick();
+        }
+        return port;
     }
 
     @Override
@@ -232,6 +238,7 @@ public final class SimulatedEventChannels implements EventChannels {
     /** As a write of {@code port} to the device: a port not bound through this handle is ignored. */
     @Override
     public void unmask(int port) throws IOException {
+        boolean kick = false;
         synchronized (xen.lock) {
             ensureOpen();
             SimulatedPort p = ports.contains(port) ? domain.port(port) : null;
@@ -241,8 +248,13 @@ public final class SimulatedEventChannels implements EventChannels {
             p.masked = false;
             if (p.latched) {
                 p.latched = false;
-                fire(p);
+                kick = fire(p);
             }
+        }
+        // An event that arrived while the port was masked fires now: the eventfd must say so, or a thread polling
+        // it sleeps with the port pending.
+        if (kick) {
+            kick();
         }
     }
 

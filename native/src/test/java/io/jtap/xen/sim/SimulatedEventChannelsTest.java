@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.jtap.xen.EventChannels;
 import io.jtap.xen.EventChannelsContract;
+import io.jtap.xen.linux.Syscalls;
 import java.io.IOException;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -51,6 +52,8 @@ class SimulatedEventChannelsTest extends EventChannelsContract {
     void bindInterdomainSetsTheNewPortPendingAsXenDoes() throws IOException {
         try (EventChannels frontend = openFrontend(); EventChannels backend = openBackend()) {
             int port = backend.bindInterdomain(guest.domid(), frontend.bindUnboundPort(0));
+            assertTrue(Syscalls.pollIn(new int[] {backend.fd()}, 10_000) != 0,
+                    "the pending port makes the fd readable");
             int[] ports = new int[4];
             assertEquals(1, backend.pending(ports));
             assertEquals(port, ports[0]);
