@@ -4,10 +4,8 @@ import io.jtap.xen.EventChannels;
 import io.jtap.xen.GrantTable;
 import io.jtap.xen.XenPlatform;
 import io.jtap.xen.XenStore;
-import io.jtap.xen.XenStorePermission;
 import java.io.IOException;
 import java.util.List;
-import java.util.Optional;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
@@ -16,17 +14,16 @@ import java.util.concurrent.TimeUnit;
  * to the real connection. Holding the listing of {@link BlkbackService#root()} stops the service's next rescan at its
  * start, so that a test can make a device handle an event before the service does.
  */
-final class HeldListingsXenStore implements XenStore {
+final class HeldListingsXenStore extends ForwardingXenStore {
     /** How long a held listing waits before it fails, so that a test that forgets to release does not hang. */
     private static final long HOLD_LIMIT_S = 30;
 
-    private final XenStore delegate;
     private final String held;
     private volatile CountDownLatch gate = new CountDownLatch(0);
 
     /** @param held the directory whose listings {@link #hold()} stops */
     HeldListingsXenStore(XenStore delegate, String held) {
-        this.delegate = delegate;
+        super(delegate);
         this.held = held;
     }
 
@@ -84,50 +81,5 @@ final class HeldListingsXenStore implements XenStore {
             }
         }
         return delegate.directory(path);
-    }
-
-    @Override
-    public Optional<byte[]> read(String path) throws IOException {
-        return delegate.read(path);
-    }
-
-    @Override
-    public void write(String path, byte[] value) throws IOException {
-        delegate.write(path, value);
-    }
-
-    @Override
-    public void mkdir(String path) throws IOException {
-        delegate.mkdir(path);
-    }
-
-    @Override
-    public void rm(String path) throws IOException {
-        delegate.rm(path);
-    }
-
-    @Override
-    public List<XenStorePermission> getPermissions(String path) throws IOException {
-        return delegate.getPermissions(path);
-    }
-
-    @Override
-    public void setPermissions(String path, List<XenStorePermission> permissions) throws IOException {
-        delegate.setPermissions(path, permissions);
-    }
-
-    @Override
-    public Watch watch(String path, String token, WatchListener listener) throws IOException {
-        return delegate.watch(path, token, listener);
-    }
-
-    @Override
-    public <T> T transaction(TransactionBody<T> body) throws IOException {
-        return delegate.transaction(body);
-    }
-
-    @Override
-    public void close() throws IOException {
-        delegate.close();
     }
 }
