@@ -1,11 +1,9 @@
 package io.jtap.blkback;
 
-import io.jtap.xen.EventChannels;
 import io.jtap.xen.GrantCopyBatch;
 import io.jtap.xen.GrantMapping;
 import io.jtap.xen.GrantTable;
 import io.jtap.xen.XenPlatform;
-import io.jtap.xen.XenStore;
 
 import java.io.IOException;
 import java.util.concurrent.atomic.AtomicLong;
@@ -41,30 +39,10 @@ final class CountingGrantTable implements GrantTable {
 
     /** {@code platform} with every grant table it opens counted in {@code counts}. */
     static XenPlatform platform(XenPlatform platform, Counts counts) {
-        return new XenPlatform() {
-            @Override
-            public int domid() {
-                return platform.domid();
-            }
-
+        return new ForwardingXenPlatform(platform, "grant calls counted") {
             @Override
             public GrantTable openGrantTable() throws IOException {
                 return new CountingGrantTable(platform.openGrantTable(), counts);
-            }
-
-            @Override
-            public EventChannels openEventChannels() throws IOException {
-                return platform.openEventChannels();
-            }
-
-            @Override
-            public XenStore openXenStore() throws IOException {
-                return platform.openXenStore();
-            }
-
-            @Override
-            public String describe() {
-                return platform.describe() + " (grant calls counted)";
             }
         };
     }

@@ -1,7 +1,5 @@
 package io.jtap.blkback;
 
-import io.jtap.xen.EventChannels;
-import io.jtap.xen.GrantTable;
 import io.jtap.xen.XenPlatform;
 import io.jtap.xen.XenStore;
 import java.io.IOException;
@@ -40,30 +38,10 @@ final class HeldListingsXenStore extends ForwardingXenStore {
     /** {@code platform} with this connection as the one (and only) xenstore connection it opens. */
     XenPlatform platform(XenPlatform platform) {
         XenStore store = this;
-        return new XenPlatform() {
-            @Override
-            public int domid() {
-                return platform.domid();
-            }
-
-            @Override
-            public GrantTable openGrantTable() throws IOException {
-                return platform.openGrantTable();
-            }
-
-            @Override
-            public EventChannels openEventChannels() throws IOException {
-                return platform.openEventChannels();
-            }
-
+        return new ForwardingXenPlatform(platform, "listings of " + held + " can be held") {
             @Override
             public XenStore openXenStore() {
                 return store;
-            }
-
-            @Override
-            public String describe() {
-                return platform.describe() + " (listings of " + held + " can be held)";
             }
         };
     }
