@@ -76,6 +76,8 @@ final class RxPath implements AutoCloseable {
     private int nresp;
     private int avail;
     private boolean waitingForSlots;
+    // Queues this round handed frames to (indexed by queue; grown on first use), woken after the TAP loop.
+    private boolean[] handedOver = new boolean[0];
 
     RxPath(VifDevice vif, int queueIndex, BackRing ring, GrantTable grants) {
         this.vif = vif;
@@ -156,6 +158,9 @@ final class RxPath implements AutoCloseable {
             TapDevice tap = vif.tapFor(queueIndex);
             // With a TAP queue per queue the kernel has already spread the flows: nothing is handed over.
             int queues = vif.perQueueTap() ? 1 : vif.queueCount();
+            if (handedOver.length < queues) {
+                handedOver = new boolean[queues];
+            }
             // While the guest has no buffers for the next frame, frames stay in the TAP's own queue (which then
             // fills and drops, as when Linux stops the vif's queue) instead of being copied aside.
             while (!waitingForSlots && pos + FRAME_ROOM <= frames.capacity()
@@ -172,7 +177,9 @@ final class RxPath implements AutoCloseable {
                     target = Integer.remainderUnsigned(headers.flowHash(frames, pos + VNET, length - VNET), queues);
                 }
                 if (target != queueIndex) {
-                    if (!vif.dispatchRx(target, copyOut(pos, length))) {
+                    if (vif.dispatchRx(target, copyOut(pos, length))) {
+                        handedOver[target] = true;
+                    } else {
                         vif.stats.rxDropped.increment();
                     }
                     continue;
@@ -185,9 +192,23 @@ final class RxPath implements AutoCloseable {
                     pos = align(pos + length);
                 }
             }
+            wakeHandedOver();
         }
         flush(notify);
         return work;
+    }
+
+    /**
+     * Wakes each queue this round handed frames to, once per round: a queue thread asleep in {@code poll} sees no
+     * event for its backlog (it does not poll the TAP), so without this it would sleep until its idle timeout.
+     */
+    private void wakeHandedOver() {
+        for (int q = 0; q < handedOver.length; q++) {
+            if (handedOver[q]) {
+                handedOver[q] = false;
+                vif.wakeQueue(q);
+            }
+        }
     }
 
     private static int align(int pos) {

@@ -118,9 +118,17 @@ final class VifDevice {
         }
     }
 
-    /** Hands a frame read from the TAP to queue {@code q}'s rx backlog; false when that backlog is full. */
+    /**
+     * Hands a frame read from the TAP to queue {@code q}'s rx backlog; false when that backlog is full. Does not wake
+     * {@code q}: the caller does, once for its batch, with {@link #wakeQueue}.
+     */
     boolean dispatchRx(int q, byte[] frame) {
         return queues[q].rx().offerHeld(frame);
+    }
+
+    /** Wakes queue {@code q}'s thread after frames were handed to it with {@link #dispatchRx}; thread-safe. */
+    void wakeQueue(int q) {
+        queues[q].wake();
     }
 
     /** Linux {@code xenvif_fatal_tx_err}: stops every queue of this vif; the first reason wins. */

@@ -22,6 +22,7 @@ import io.jtap.testkit.netfront.TxPacket;
 import io.jtap.xen.sim.SimulatedXen;
 import io.jtap.xen.sim.SimulatedXenExtension;
 import java.nio.ByteBuffer;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -334,6 +335,53 @@ class NetbackDataPathTest {
             assertEquals(flows, queueOfFlow.size());
             assertTrue(used.size() > 1, "flows spread over queues: " + used);
         }
+    }
+
+    /**
+     * A queue that gets its frames handed over by queue 0 (single-queue TAP) is woken for them, not left asleep until
+     * its idle poll timeout: with a 10 s timeout, batches larger than the rx ring, all of one flow that queue 1 owns,
+     * must arrive well within 5 s. Named after the bug it pins: {@code dispatchRx} queued the frame but never woke the
+     * target queue, so each batch waited for the safety-net timeout (100 ms by default; the demo's host->guest 2000
+     * frames took 1.5 s).
+     */
+    @Test
+    void handedOverFramesWakeTheTargetQueueWithoutWaitingForTheIdleTimeout(SimulatedXen xen) throws Exception {
+        try (NetbackHarness h = new NetbackHarness(xen,
+                NetbackOptions.defaults().withMaxQueues(2).withIdlePollMs(10_000), 1)) {
+            SimulatedNetfront f = h.connect(NetfrontOptions.linuxDefaults().withQueues(2));
+            SimulatedTap host = h.host(f);
+            assertEquals(2, f.queueCount());
+            assertEquals(1, host.host().queueCount(), "single-queue TAP: queue 0 reads it for both queues");
+            int sport = 6000;
+            while (flowQueue(udpToGuest(100, 0, sport), 2) != 1) {
+                sport++;
+            }
+            int batch = 300; // more than the 256 slots of the rx ring: queue 1 also waits for refills
+            int batches = 4;
+            long t0 = System.nanoTime();
+            for (int b = 0; b < batches; b++) {
+                for (int i = 0; i < batch; i++) {
+                    host.write(TestFrames.withHeader(udpToGuest(100, b * batch + i, sport), 0, 0, 0, 0, 0, 0));
+                }
+                List<List<RxPacket>> perQueue = f.awaitRxAnyQueue(batch, Duration.ofSeconds(5));
+                assertEquals(0, perQueue.get(0).size(), "batch " + b + ": the flow belongs to queue 1");
+                assertEquals(batch, perQueue.get(1).size(), "batch " + b);
+                for (int i = 0; i < batch; i++) {
+                    assertArrayEquals(udpToGuest(100, b * batch + i, sport), perQueue.get(1).get(i).frame(),
+                            "batch " + b + ", frame " + i);
+                }
+            }
+            long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+            assertTrue(ms < 5_000, batches + " batches took " + ms + " ms: a wake-up was lost");
+        }
+    }
+
+    /** The queue (of {@code queues}) netback's flow hash puts {@code frame} on. */
+    private static int flowQueue(byte[] frame, int queues) {
+        ByteBuffer b = ByteBuffer.wrap(frame);
+        FrameHeaders headers = new FrameHeaders();
+        headers.parse(b, 0, frame.length);
+        return Integer.remainderUnsigned(headers.flowHash(b, 0, frame.length), queues);
     }
 
     /** The queues of a multi-queue TAP go back to one when the guest disconnects, and come back on reconnect. */
