@@ -156,6 +156,8 @@ if [ $status -ne 0 ]; then
     for f in guest-console.log jtap.log xl-create.log; do
         [ -f "$OUT/e2e/$f" ] && { echo "==== $f, last 40 lines ===="; tail -40 "$OUT/e2e/$f"; }
     done
+    # jtap's JVM crash report, if it crashed: the summary and the crashing thread's stacks are at its top
+    [ -f "$OUT/e2e/hs_err.log" ] && { echo "==== hs_err.log, first 80 lines ===="; head -80 "$OUT/e2e/hs_err.log"; }
     echo "==== all logs: $OUT/e2e ===="
     log "e2e FAILED (backend=$BACKEND)"
 else

@@ -228,7 +228,9 @@ jtap_start() {
     [ -n "$JTAP_PID" ] && return 0
     touch "$R/jtap.log"
     local ready0; ready0=$(grep -cE "$JTAP_READY_REGEX" "$R/jtap.log")
-    JTAP_JAVA_OPTS="-Djava.util.logging.config.file=/run/e2e-dom0/jtap-logging.properties" $JTAP_SERVE >> "$R/jtap.log" 2>&1 &
+    # A JVM crash leaves its report with the results (the run keeps them; dom0's root filesystem is thrown away).
+    JTAP_JAVA_OPTS="-Djava.util.logging.config.file=/run/e2e-dom0/jtap-logging.properties -XX:ErrorFile=$R/hs_err.log" \
+        $JTAP_SERVE >> "$R/jtap.log" 2>&1 &
     JTAP_PID=$!
     jtap_ready() { [ "$(grep -cE "$JTAP_READY_REGEX" "$R/jtap.log")" -gt "$ready0" ]; }
     jtap_gone() { ! kill -0 "$JTAP_PID" 2>/dev/null; }
@@ -493,6 +495,7 @@ fi
 if [ -n "$JTAP_PID" ]; then
     jtap_stop
     check jtap-log-clean bash -c "! grep -E '(^| )(ERROR|SEVERE)( |:)' '$R/jtap.log'"
+    check jtap-no-jvm-crash test ! -e "$R/hs_err.log"
 fi
 dmesg > "$R/dmesg.txt"
 check dom0-kernel-log-clean bash -c "! grep -iE '(grant|gnttab|evtchn|event.channel).*(fail|warn|error|leak)|(fail|warn|error).*(grant|gnttab|evtchn|event.channel)' '$R/dmesg.txt'"
