@@ -911,18 +911,23 @@ final class BlkifQueue implements AutoCloseable {
      * @return false, having done nothing, when the read must go to the worker pool instead
      */
     private boolean readThroughEngine(BlkifRequest r) {
+        try {
+            return startEngineReads(r);
+        } finally {
+            resolvedExtents.clear();
+        }
+    }
+
+    private boolean startEngineReads(BlkifRequest r) {
         long offset = r.sector << Blkif.SECTOR_SHIFT;
         List<Extent> extents = resolvedExtents;
-        extents.clear();
         try {
             // Metadata already in memory only: a qcow2 L2 table to read, or an allocation holding the image's
             // metadata lock, sends the request to a worker instead of stalling every request of this ring.
             if (!resolveForRead(owner.image(), offset, ImageIo.total(r.pieces), 0)) {
-                extents.clear();
                 return false;
             }
         } catch (IOException | RuntimeException e) {
-            extents.clear();
             return false;
         }
         int ops = 0;
@@ -932,7 +937,6 @@ final class BlkifQueue implements AutoCloseable {
             }
         }
         if (ops > engine.available() || r.pieces.length > engine.maxSegments()) {
-            extents.clear();
             return false;
         }
         int piece = 0;
@@ -969,7 +973,6 @@ final class BlkifQueue implements AutoCloseable {
         } catch (IOException | RuntimeException ex) {
             r.failure = ex;
         }
-        extents.clear();
         if (r.pendingOps == 0) {
             finish(r);
         }

@@ -455,21 +455,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
             return null;
         }
         try {
-            List<Extent> out = new ArrayList<>();
-            try {
-                for (long pos = offset; pos < offset + length; ) {
-                    long g = pos >> clusterBits;
-                    if (!map.lookupIsInMemory(g)) {
-                        return null;
-                    }
-                    long to = Math.min(offset + length, (g + 1) << clusterBits);
-                    mapCluster(g, pos, to, out);
-                    pos = to;
-                }
-            } catch (CorruptImageException e) {
-                throw markCorrupt(e);
-            }
-            return out;
+            return mapLocked(offset, length, true);
         } finally {
             lock.unlock();
         }
@@ -478,21 +464,29 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
     @Override
     public List<Extent> mapForRead(long offset, long length) throws IOException {
         RangeCheck.check("mapForRead", offset, length, size, 1);
-        List<Extent> out = new ArrayList<>();
         lock.lock();
         try {
-            try {
-                for (long pos = offset; pos < offset + length; ) {
-                    long g = pos >> clusterBits;
-                    long to = Math.min(offset + length, (g + 1) << clusterBits);
-                    mapCluster(g, pos, to, out);
-                    pos = to;
-                }
-            } catch (CorruptImageException e) {
-                throw markCorrupt(e);
-            }
+            return mapLocked(offset, length, false);
         } finally {
             lock.unlock();
+        }
+    }
+
+    /** Under the lock: the range's extents; with {@code inMemoryOnly}, null where an L2 table is not cached. */
+    private List<Extent> mapLocked(long offset, long length, boolean inMemoryOnly) throws IOException {
+        List<Extent> out = new ArrayList<>();
+        try {
+            for (long pos = offset; pos < offset + length; ) {
+                long g = pos >> clusterBits;
+                if (inMemoryOnly && !map.lookupIsInMemory(g)) {
+                    return null;
+                }
+                long to = Math.min(offset + length, (g + 1) << clusterBits);
+                mapCluster(g, pos, to, out);
+                pos = to;
+            }
+        } catch (CorruptImageException e) {
+            throw markCorrupt(e);
         }
         return out;
     }
