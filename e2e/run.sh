@@ -14,6 +14,10 @@
 #   E2E_KERNEL_BLOCK_SCRIPT  lean (default: e2e/dom0/block-e2e) or stock (Xen's block script), kernel mode
 #   E2E_FEATURES    the parts of the plan to run beyond the basic tests (default per mode in dom0/init.sh):
 #                   any of qcow2 ro peer detach jtapattach save, space-separated; "" runs none
+#   E2E_TCG_THREAD  single (default) or multi: QEMU's TCG runs both virtual CPUs on one host thread, or one
+#                   thread each (MTTCG). Multi-threaded TCG can decode an instruction that another vCPU is
+#                   patching from a mix of old and new bytes, which real x86 never does: a JVM in dom0 then
+#                   dies with SIGSEGV when HotSpot patches a compiled method's entry (see e2e/README.md).
 #
 # Exit codes: 0 all assertions passed, 1 an assertion or a step failed, 77 cannot run here (skipped).
 set -euo pipefail
@@ -24,6 +28,7 @@ BACKEND=kernel
 BUILD=1
 TIMEOUT=2400          # whole QEMU run, seconds
 BOOT_TIMEOUT=300      # QEMU start -> dom0's init running
+TCG_THREAD="${E2E_TCG_THREAD:-single}"
 while [ $# -gt 0 ]; do
     case "$1" in
         --backend) BACKEND="$2"; shift 2 ;;
@@ -34,6 +39,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 case "$BACKEND" in kernel|jtap|none|bench) ;; *) echo "run.sh: --backend kernel|jtap|none|bench" >&2; exit 1 ;; esac
+case "$TCG_THREAD" in single|multi) ;; *) echo "run.sh: E2E_TCG_THREAD must be single or multi, got: $TCG_THREAD" >&2; exit 1 ;; esac
 
 log() { printf '[run %s] %s\n' "$(date +%T)" "$*" >&2; }
 skip() { echo "e2e: SKIPPED: $*" >&2; exit 77; }
@@ -82,7 +88,7 @@ SERIAL="$RUN/serial.log"
 # arguments is written twice).
 XEN_ARGS="dom0_mem=2G,max:2G dom0_max_vcpus=2 console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all"
 DOM0_ARGS="root=/dev/vda rw console=hvc0 earlyprintk=xen rootwait init=/sbin/e2e-init e2e.run=run-$BACKEND"
-QEMU=(qemu-system-x86_64 -accel tcg -cpu qemu64 -m 6G -smp 2
+QEMU=(qemu-system-x86_64 -accel "tcg,thread=$TCG_THREAD" -cpu qemu64 -m 6G -smp 2
     -display none -monitor none -parallel none -serial "file:$SERIAL" -no-reboot -net none
     -kernel "$CACHE/boot/xen" -append "$XEN_ARGS"
     -initrd "$CACHE/boot/vmlinuz $DOM0_ARGS,$CACHE/boot/initrd.img"
@@ -93,7 +99,7 @@ QEMU=(qemu-system-x86_64 -accel tcg -cpu qemu64 -m 6G -smp 2
     -virtfs "local,path=$JTAP_TREE,mount_tag=jtaptree,security_model=none,readonly=on")
 printf '%q ' "${QEMU[@]}" > "$RUN/qemu-command"
 
-log "booting Xen under QEMU/TCG, backend=$BACKEND, jtap tree $JTAP_TREE (serial log: $SERIAL)"
+log "booting Xen under QEMU/TCG (thread=$TCG_THREAD), backend=$BACKEND, jtap tree $JTAP_TREE (serial log: $SERIAL)"
 T0=$(date +%s)
 "${QEMU[@]}" > "$RUN/qemu.log" 2>&1 &
 QPID=$!
