@@ -41,6 +41,8 @@ final class ClusterMap {
     private long knownFileLength;
     private int dirtyL1From = Integer.MAX_VALUE;
     private int dirtyL1To = -1;
+    /** Counts the changes of the mapping (L2 entries, L1 entries, the L1 table): see {@link #generation()}. */
+    private long generation;
 
     ClusterMap(HostFile file, Qcow2Header header, long l1Offset, int l1Size, long cacheBytes) throws IOException {
         this.file = file;
@@ -134,6 +136,15 @@ final class ClusterMap {
         MetadataCache.Table t = l2Cache.get(l2);
         t.data.putLong((int) (guestCluster % l2Entries) * 8, entry);
         t.dirty = true;
+        generation++;
+    }
+
+    /**
+     * A number that changes whenever the mapping does (an L2 entry set, an L2 table installed or copied, the L1 table
+     * replaced): what was read from the map under one generation still holds while it is current.
+     */
+    long generation() {
+        return generation;
     }
 
     boolean hasL2(long guestCluster) {
@@ -154,6 +165,7 @@ final class ClusterMap {
         l1[i] = hostOffset | L2Entry.COPIED;
         dirtyL1From = Math.min(dirtyL1From, i);
         dirtyL1To = Math.max(dirtyL1To, i);
+        generation++;
     }
 
     /**
@@ -181,6 +193,7 @@ final class ClusterMap {
         l1[i] = hostOffset | L2Entry.COPIED;
         dirtyL1From = Math.min(dirtyL1From, i);
         dirtyL1To = Math.max(dirtyL1To, i);
+        generation++;
         return old;
     }
 
@@ -211,6 +224,7 @@ final class ClusterMap {
     void replaceL1(long newOffset, long[] newL1) {
         l1Offset = newOffset;
         l1 = newL1;
+        generation++;
         dirtyL1From = Integer.MAX_VALUE;
         dirtyL1To = -1;
     }

@@ -83,6 +83,10 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
      * Reset whenever refcounts may have dropped, so it never points into a cluster that was freed and reused.
      */
     private long compressedTail;
+    /** Compressed clusters read lately, decompressed; guarded by {@link #lock}. */
+    private final DecompressedClusters decompressed;
+    /** Compressed clusters inflated by reads (not served from {@link #decompressed}). */
+    private final java.util.concurrent.atomic.LongAdder decompressions = new java.util.concurrent.atomic.LongAdder();
     private final Image backing;
     private final Optional<BackingReference> backingRef;
     /** Replaced by snapshot operations; written under {@link #lock}. */
@@ -112,6 +116,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         this.readOnly = readOnly;
         this.clusterBits = header.clusterBits;
         this.clusterSize = header.clusterSize();
+        this.decompressed = new DecompressedClusters(clusterSize);
         this.map = map;
         this.refcounts = refcounts;
         this.backing = backing;
@@ -586,22 +591,53 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         Zeros.fill(b);
     }
 
+    /** The L2 entry of guest cluster {@code g} as mapped now (for tests). */
+    long l2Entry(long g) throws IOException {
+        lock.lock();
+        try {
+            return map.lookup(g).entry();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Compressed clusters this image has inflated to serve reads (a cluster read again from memory is not counted). */
+    long decompressions() {
+        return decompressions.sum();
+    }
+
     private void readCompressed(long offset, ByteBuffer dst) throws IOException {
-        byte[] cluster = new byte[clusterSize];
         while (dst.hasRemaining()) {
             long g = offset >> clusterBits;
             int within = (int) (offset - (g << clusterBits));
             int n = Math.min(dst.remaining(), clusterSize - within);
             long entry;
+            ClusterMap m;
+            long generation;
+            byte[] cluster;
             lock.lock();
             try {
-                entry = map.lookup(g).entry();
+                m = map;
+                entry = m.lookup(g).entry();
+                generation = m.generation();
+                cluster = decompressed.get(m, g, entry);
             } finally {
                 lock.unlock();
             }
             ByteBuffer part = dst.slice(dst.position(), n);
             if (L2Entry.type(entry, header.version) == L2Entry.Type.COMPRESSED) {
-                CompressedCluster.read(file, header, entry, cluster);
+                if (cluster == null) {
+                    // Inflated outside the lock (workers read in parallel), kept only if the map did not change.
+                    cluster = new byte[clusterSize];
+                    CompressedCluster.read(file, header, entry, cluster);
+                    decompressions.increment();
+                    lock.lock();
+                    try {
+                        decompressed.put(m, generation, g, entry, cluster);
+                    } finally {
+                        lock.unlock();
+                    }
+                }
                 part.put(cluster, within, n);
             } else {
                 read(offset, part);
