@@ -80,6 +80,19 @@ public final class ImageContentGenerator {
         return dataBytes;
     }
 
+    /**
+     * Fills {@code dst} (at most 192 KiB) with log-like text that compresses about 4:1, a slice chosen by {@code seed}.
+     */
+    static void fillText(byte[] dst, long seed) {
+        byte[] text = TextHolder.TEXT;
+        int shift = (int) Long.remainderUnsigned(seed * 0x9E3779B97F4A7C15L, text.length - dst.length);
+        System.arraycopy(text, shift, dst, 0, dst.length);
+    }
+
+    private static final class TextHolder {
+        static final byte[] TEXT = textBlock(new SplittableRandom(42));
+    }
+
     /** Log-like text: compresses about 4:1 with zlib. */
     private static byte[] textBlock(SplittableRandom rnd) {
         String[] words = {"kernel", "block", "request", "sector", "device", "xen", "ring", "grant", "event",
