@@ -629,6 +629,7 @@ final class BlkifQueue implements AutoCloseable {
                 r.bounce = r.bounceOwner.slice(0, length);
                 r.pieces = r.piecesArray(1);
                 r.pieces[0] = r.bounce;
+                r.pieceAddresses[0] = IoVector.addressOf(r.bounce);
                 if (!toGuest) {
                     copyBatch.clear();
                     int at = 0;
@@ -654,17 +655,28 @@ final class BlkifQueue implements AutoCloseable {
                 }
                 ByteBuffer batch = missing == 0 && !r.indirect ? null : mapNewGrants(r, missing, toGuest, now);
                 persistentGrants = persistent.size();
+                long batchAddress = batch == null ? 0 : IoVector.addressOf(batch);
                 // Pages without a persistent grant are the batch's, in segment order.
                 for (int i = 0, k = 0; i < n; i++) {
-                    r.pieces[i] = r.persistent[i] != null ? segmentSlice(r.persistent[i].page, 0, r, i)
-                            : segmentSlice(batch, k++ * GrantTable.PAGE_SIZE, r, i);
+                    int first = r.firstSect[i] << Blkif.SECTOR_SHIFT;
+                    if (r.persistent[i] != null) {
+                        r.pieces[i] = segmentSlice(r.persistent[i].page, 0, r, i);
+                        r.pieceAddresses[i] = r.persistent[i].address + first;
+                    } else {
+                        int pageBase = k++ * GrantTable.PAGE_SIZE;
+                        r.pieces[i] = segmentSlice(batch, pageBase, r, i);
+                        r.pieceAddresses[i] = batchAddress + pageBase + first;
+                    }
                 }
             }
             case MAP -> {
                 r.batchMapping = grants.map(domid, Arrays.copyOf(r.grefs, n), toGuest);
                 ByteBuffer pages = r.batchMapping.buffer();
+                long base = IoVector.addressOf(pages);
                 for (int i = 0; i < n; i++) {
                     r.pieces[i] = segmentSlice(pages, i * GrantTable.PAGE_SIZE, r, i);
+                    r.pieceAddresses[i] = base + (long) i * GrantTable.PAGE_SIZE
+                            + (r.firstSect[i] << Blkif.SECTOR_SHIFT);
                 }
             }
             default -> throw new IllegalStateException("grant mode: " + mode);
@@ -842,7 +854,7 @@ final class BlkifQueue implements AutoCloseable {
                 while (left > 0) {
                     ByteBuffer p = r.pieces[piece];
                     int n = (int) Math.min(left, p.remaining() - pieceAt);
-                    v.add(p, p.position() + pieceAt, n);
+                    v.add(r.pieceAddresses[piece] + p.position() + pieceAt, n);
                     left -= n;
                     pieceAt += n;
                     if (pieceAt == p.remaining()) {
@@ -949,7 +961,7 @@ final class BlkifQueue implements AutoCloseable {
                     ByteBuffer p = r.pieces[piece];
                     int n = (int) Math.min(left, p.remaining() - pieceAt);
                     if (v != null) {
-                        v.add(p, p.position() + pieceAt, n);
+                        v.add(r.pieceAddresses[piece] + p.position() + pieceAt, n);
                     } else {
                         p.slice(p.position() + pieceAt, n).put(new byte[n]);
                     }

@@ -45,6 +45,11 @@ final class BlkifRequest {
     // --- data path state --------------------------------------------------------------------------------------
     /** The request's data in guest order, one buffer per segment (or one bounce buffer in copy mode). */
     ByteBuffer[] pieces;
+    /**
+     * The native address of index 0 of each of {@link #pieces}, for iovecs: found once per mapping, not per segment
+     * (asking a direct buffer for its address is a JNI call and an allocation).
+     */
+    final long[] pieceAddresses;
     /** Per-request batch mapping of all segments (map mode, or persistent-cache overflow). */
     GrantMapping batchMapping;
     /** For each segment, the persistent grant it uses, or null. */
@@ -91,6 +96,7 @@ final class BlkifRequest {
         firstSect = new byte[n];
         lastSect = new byte[n];
         persistentSlots = new PersistentGrantCache.Entry[n];
+        pieceAddresses = new long[n];
     }
 
     BlkifRequest(int maxSegments) {

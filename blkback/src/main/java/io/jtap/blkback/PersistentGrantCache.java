@@ -1,5 +1,6 @@
 package io.jtap.blkback;
 
+import io.jtap.aio.IoVector;
 import io.jtap.xen.GrantMapping;
 import io.jtap.xen.GrantTable;
 
@@ -43,11 +44,14 @@ final class PersistentGrantCache implements AutoCloseable {
         final int gref;
         /** The mapped page, 4096 bytes, position 0, native order. */
         final ByteBuffer page;
+        /** The native address of {@link #page}'s first byte. */
+        final long address;
         final Chunk chunk;
 
-        Entry(int gref, ByteBuffer page, Chunk chunk) {
+        Entry(int gref, ByteBuffer page, long address, Chunk chunk) {
             this.gref = gref;
             this.page = page;
+            this.address = address;
             this.chunk = chunk;
         }
     }
@@ -231,11 +235,12 @@ final class PersistentGrantCache implements AutoCloseable {
             throw e;
         }
         ByteBuffer pages = mapping.buffer();
+        long base = IoVector.addressOf(pages);
         Chunk c = new Chunk(mapping, n);
         for (int i = 0; i < n; i++) {
             if (get(refs[i]) == null) {
                 Entry e = new Entry(refs[i], pages.slice(i * GrantTable.PAGE_SIZE, GrantTable.PAGE_SIZE)
-                        .order(ByteOrder.nativeOrder()), c);
+                        .order(ByteOrder.nativeOrder()), base + (long) i * GrantTable.PAGE_SIZE, c);
                 put(e);
                 c.entries[c.entryCount++] = e;
             }
