@@ -408,7 +408,12 @@ if [ -n "$DOMID" ]; then
         check jtap-attach timeout 120 $JTAP_BIN attach --xen=linux --domid "$(xl domid g1)" --target "raw:$EXTRA_IMG" --vdev xvdd --timeout 60
         release jtap-attach
         if await jtap-detach 200; then
-            check jtap-detach timeout 120 $JTAP_BIN detach --xen=linux --domid "$(xl domid g1)" --vdev xvdd --timeout 60
+            G1=$(xl domid g1)
+            check jtap-detach timeout 120 $JTAP_BIN detach --xen=linux --domid "$G1" --vdev xvdd --timeout 60
+            # what a failure here (seen once) needs: both directories' states afterwards, the daemon's lines on xvdd
+            record "INFO jtap-detach-after: backend-state=$(xs "/local/domain/0/backend/vbd/$G1/51760/state" ||
+                echo gone) frontend-state=$(xs "/local/domain/$G1/device/vbd/51760/state" || echo gone)"
+            grep 'vbd/[0-9]*/51760' "$R/jtap.log" | tail -8 | sed 's/^/jtap-log| /'
             release jtap-detach
         fi
     fi
