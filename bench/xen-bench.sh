@@ -9,6 +9,9 @@
 # Needs what e2e/run.sh needs (root, x86_64; it installs qemu-system-x86) and a built jtap
 # (scripts/build-and-run.sh, or mvn -DskipTests install). About 15 minutes with the defaults.
 # Output: the table on stdout; every figure in e2e/cache/run-bench/results/e2e/bench.txt.
+# TCG mode: e2e/run.sh's default, single-threaded, gives about the emulated CPU time per IO (the kernel's backends
+# lead); E2E_TCG_THREAD=multi runs the virtual CPUs in parallel as real hardware does, but a JVM in dom0 may then
+# crash (e2e/README.md). bench/README.md has a boot of each.
 set -euo pipefail
 REPO="$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)"
 export BENCH_ROUNDS=2 BENCH_SECONDS=10 BENCH_BACKENDS="jtap kernel qdisk"
