@@ -135,6 +135,8 @@ final class BlkifQueue implements AutoCloseable {
     private final ByteBuffer indirectCopy;
     private final int[] ports = new int[8];
     private final int[] pollFds;
+    /** Whether the engine's completion fd may be readable although nothing is left to reap: reset before sleeping. */
+    private boolean engineFdStale;
     private final CountDownLatch stopped = new CountDownLatch(1);
     private final Thread thread;
 
@@ -336,12 +338,17 @@ final class BlkifQueue implements AutoCloseable {
         }
     }
 
-    /** Reaps the engine's completions when there are any (checked without a system call). */
+    /**
+     * Reaps the engine's completions when there are any, without a system call: the check reads the completion queue,
+     * and the completion fd's readiness is reset only before the thread sleeps ({@link #idle}).
+     */
     private int reapEngine() throws IOException {
         if (engine == null || engineOps == 0 || !engine.completionsReady()) {
             return 0;
         }
-        return engine.reap(engineCompleted);
+        int n = engine.reapReady(engineCompleted);
+        engineFdStale |= n > 0;
+        return n;
     }
 
     /** Starts what this pass prepared in the engine, in one system call. */
@@ -376,12 +383,29 @@ final class BlkifQueue implements AutoCloseable {
         if (!completed.isEmpty() || (stopping && inFlight == 0)) {
             return;
         }
-        Syscalls.pollIn(pollFds, IDLE_POLL_MS);
-        int n = evtchn.pending(ports);
-        for (int i = 0; i < n; i++) {
-            evtchn.unmask(ports[i]);
+        if (engineFdStale) {
+            // Completions were reaped (or the fd woke us) since its last reset: reset it, or poll returns at once.
+            // One posted since the last reap no longer makes it readable, so look at the queue once more.
+            engineFdStale = false;
+            engine.resetCompletionFd();
+            if (engine.completionsReady()) {
+                return;
+            }
         }
-        wakeup.drain();
+        long ready = Syscalls.pollIn(pollFds, IDLE_POLL_MS);
+        if ((ready & 1) != 0) {
+            // An event delivered: read which ports fired (each stays masked until unmasked).
+            int n = evtchn.pending(ports);
+            for (int i = 0; i < n; i++) {
+                evtchn.unmask(ports[i]);
+            }
+        }
+        if ((ready & 2) != 0) {
+            wakeup.drain();
+        }
+        if ((ready & 4) != 0) {
+            engineFdStale = true;
+        }
     }
 
     private int consumeRequests() {

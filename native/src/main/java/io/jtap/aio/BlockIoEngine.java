@@ -115,6 +115,23 @@ public interface BlockIoEngine extends AutoCloseable {
     int reap(CompletionHandler handler) throws IOException;
 
     /**
+     * Delivers every completion available now, as {@link #reap} does, but leaves {@link #completionFd()}'s readiness
+     * alone: no system call unless a short transfer must be continued. For an owner that resets the fd itself, only
+     * before it sleeps ({@link #resetCompletionFd()}), instead of once per reap.
+     *
+     * @return the number of completions delivered; 0 when idle
+     */
+    int reapReady(CompletionHandler handler) throws IOException;
+
+    /**
+     * Resets {@link #completionFd()}'s readiness (one system call). The fd stays readable after completions were
+     * posted until this or {@link #reap} is called: an owner that reaps with {@link #reapReady} calls this before it
+     * sleeps on the fd whenever it reaped something or the fd woke it, and then checks {@link #completionsReady()}
+     * once more, since a completion posted before the reset no longer makes the fd readable.
+     */
+    void resetCompletionFd() throws IOException;
+
+    /**
      * Reads of at least {@code bytes} run off the owner's thread, so that a large read from the page cache (a copy the
      * engine may otherwise do inside {@link #submit()}) overlaps with the owner's other work; 0 turns it off. An
      * engine that always runs operations elsewhere ignores it.

@@ -481,14 +481,26 @@ public final class LinuxIoUring implements BlockIoEngine {
     @Override
     public int reap(CompletionHandler handler) throws IOException {
         ensureOpen();
+        resetCompletionFd();
         return reapCompletions(handler);
     }
 
-    private int reapCompletions(CompletionHandler handler) throws IOException {
+    @Override
+    public int reapReady(CompletionHandler handler) throws IOException {
+        ensureOpen();
+        return reapCompletions(handler);
+    }
+
+    @Override
+    public void resetCompletionFd() throws IOException {
+        ensureOpen();
         int r = AioSyscalls.eventfdRead(eventFd, Pointer.nativeValue(scratch));
         if (r < 0 && r != -LibC.EAGAIN) {
             throw new ErrnoException("eventfd_read(io_uring completion eventfd)", -r);
         }
+    }
+
+    private int reapCompletions(CompletionHandler handler) throws IOException {
         int delivered = 0;
         boolean continued = false;
         // We see each CQE's contents /before/ we see the CQ tail that publishes it.

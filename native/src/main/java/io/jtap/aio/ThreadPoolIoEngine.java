@@ -265,14 +265,26 @@ public final class ThreadPoolIoEngine implements BlockIoEngine {
     @Override
     public int reap(CompletionHandler handler) throws IOException {
         ensureOpen();
+        resetCompletionFd();
         return reapCompletions(handler);
     }
 
-    private int reapCompletions(CompletionHandler handler) throws IOException {
+    @Override
+    public int reapReady(CompletionHandler handler) throws IOException {
+        ensureOpen();
+        return reapCompletions(handler);
+    }
+
+    @Override
+    public void resetCompletionFd() throws IOException {
+        ensureOpen();
         int r = AioSyscalls.eventfdRead(eventFd, Pointer.nativeValue(scratch));
         if (r < 0 && r != -LibC.EAGAIN) {
             throw new ErrnoException("eventfd_read(thread-pool completion eventfd)", -r);
         }
+    }
+
+    private int reapCompletions(CompletionHandler handler) throws IOException {
         int n;
         synchronized (completionLock) {
             n = completedTail - completedHead;

@@ -315,6 +315,42 @@ abstract class BlockIoEngineContract {
         assertEquals(0, Syscalls.pollIn(new int[] {cfd}, 0), "reap resets the completion fd");
     }
 
+    /**
+     * {@link BlockIoEngine#reapReady} delivers without touching the completion fd;
+     * {@link BlockIoEngine#resetCompletionFd} resets it, and a later completion makes it readable again: the owner
+     * that sleeps on the fd loses nothing.
+     */
+    @Test
+    void reapReadyLeavesTheCompletionFdAndResetClearsIt() throws IOException {
+        Path image = dir.resolve("image");
+        FileWords.createImage(image, 65536);
+        int fd = openFd(image, LibC.O_RDONLY);
+        BlockIoEngine engine = engine(4, 1);
+        int cfd = engine.completionFd();
+        ByteBuffer a = ByteBuffer.allocateDirect(4096);
+        engine.readv(fd, 0, engine.vector().add(a, 0, 4096), 5);
+        engine.submit();
+        assertEquals(1, Syscalls.pollIn(new int[] {cfd}, STUCK_MS), "completion fd readable after a completion");
+        List<Completion> got = new ArrayList<>();
+        while (got.isEmpty()) {
+            engine.reapReady((u, r) -> got.add(new Completion(u, r)));
+        }
+        assertEquals(List.of(new Completion(5, 4096)), got);
+        assertFalse(engine.completionsReady(), "nothing left");
+        assertEquals(1, Syscalls.pollIn(new int[] {cfd}, 0), "reapReady leaves the fd readable");
+        engine.resetCompletionFd();
+        assertEquals(0, Syscalls.pollIn(new int[] {cfd}, 0), "reset");
+        engine.readv(fd, 4096, engine.vector().add(a, 0, 4096), 6);
+        engine.submit();
+        assertEquals(1, Syscalls.pollIn(new int[] {cfd}, STUCK_MS), "readable again after the next completion");
+        got.clear();
+        while (got.isEmpty()) {
+            engine.reapReady((u, r) -> got.add(new Completion(u, r)));
+        }
+        assertEquals(List.of(new Completion(6, 4096)), got);
+        FileWords.check(a, 0, 4096, FileWords.IMAGE, 4096, "second read");
+    }
+
     @Test
     void burstLargerThanTheQueueCompletesWithBackpressure() throws IOException {
         Path image = dir.resolve("image");
