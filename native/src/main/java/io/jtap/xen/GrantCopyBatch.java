@@ -21,6 +21,7 @@ import com.sun.jna.Memory;
 import com.sun.jna.Native;
 import com.sun.jna.Pointer;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 
 /**
  * A reusable batch of grant-copy segments for {@link GrantTable#copy(GrantCopyBatch)}: the backend's way to move
@@ -39,6 +40,8 @@ import java.nio.ByteBuffer;
 public final class GrantCopyBatch implements AutoCloseable {
     private final int capacity;
     private final Memory block;
+    /** {@link #block} as a buffer, for field access without a JNI call per field. */
+    private final ByteBuffer view;
     private final ByteBuffer[] locals;
     private int size;
     private ByteBuffer lastBuffer;
@@ -51,6 +54,7 @@ public final class GrantCopyBatch implements AutoCloseable {
         this.capacity = capacity;
         this.block = new Memory(IOCTL_GNTDEV_GRANT_COPY_SIZE + (long) SEGMENT_SIZE * capacity);
         this.block.clear();
+        this.view = block.getByteBuffer(0, block.size()).order(ByteOrder.nativeOrder());
         this.locals = new ByteBuffer[capacity];
         this.block.setPointer(IOCTL_GNTDEV_GRANT_COPY_SEGMENTS_OFFSET, block.share(IOCTL_GNTDEV_GRANT_COPY_SIZE));
     }
@@ -69,8 +73,8 @@ public final class GrantCopyBatch implements AutoCloseable {
         int i = begin(domid, ref, foreignOffset, local, localOffset, length);
         long seg = segmentOffset(i);
         putForeign(seg + SOURCE_OFFSET, domid, ref, foreignOffset);
-        block.setLong(seg + DEST_OFFSET + UNION_VIRT_OFFSET, address(local) + localOffset);
-        block.setShort(seg + FLAGS_OFFSET, (short) GNTCOPY_source_gref);
+        putLong(seg + DEST_OFFSET + UNION_VIRT_OFFSET, address(local) + localOffset);
+        putShort(seg + FLAGS_OFFSET, (short) GNTCOPY_source_gref);
         return i;
     }
 
@@ -83,9 +87,9 @@ public final class GrantCopyBatch implements AutoCloseable {
     public int copyToForeign(ByteBuffer local, int localOffset, int domid, int ref, int foreignOffset, int length) {
         int i = begin(domid, ref, foreignOffset, local, localOffset, length);
         long seg = segmentOffset(i);
-        block.setLong(seg + SOURCE_OFFSET + UNION_VIRT_OFFSET, address(local) + localOffset);
+        putLong(seg + SOURCE_OFFSET + UNION_VIRT_OFFSET, address(local) + localOffset);
         putForeign(seg + DEST_OFFSET, domid, ref, foreignOffset);
-        block.setShort(seg + FLAGS_OFFSET, (short) GNTCOPY_dest_gref);
+        putShort(seg + FLAGS_OFFSET, (short) GNTCOPY_dest_gref);
         return i;
     }
 
@@ -110,16 +114,16 @@ public final class GrantCopyBatch implements AutoCloseable {
         int i = size++;
         locals[i] = local;
         long seg = segmentOffset(i);
-        block.setShort(seg + LEN_OFFSET, (short) length);
-        block.setShort(seg + STATUS_OFFSET, GrantStatus.GNTST_general_error);
-        block.setInt(IOCTL_GNTDEV_GRANT_COPY_COUNT_OFFSET, size);
+        putShort(seg + LEN_OFFSET, (short) length);
+        putShort(seg + STATUS_OFFSET, GrantStatus.GNTST_general_error);
+        putInt(IOCTL_GNTDEV_GRANT_COPY_COUNT_OFFSET, size);
         return i;
     }
 
     private void putForeign(long union, int domid, int ref, int offset) {
-        block.setInt(union + UNION_FOREIGN_REF_OFFSET, ref);
-        block.setShort(union + UNION_FOREIGN_OFFSET_OFFSET, (short) offset);
-        block.setShort(union + UNION_FOREIGN_DOMID_OFFSET, (short) domid);
+        putInt(union + UNION_FOREIGN_REF_OFFSET, ref);
+        putShort(union + UNION_FOREIGN_OFFSET_OFFSET, (short) offset);
+        putShort(union + UNION_FOREIGN_DOMID_OFFSET, (short) domid);
     }
 
     /** One-entry cache: a ring loop copies to and from the same few buffers, so this rarely allocates. */
@@ -148,7 +152,7 @@ public final class GrantCopyBatch implements AutoCloseable {
             locals[i] = null;
         }
         size = 0;
-        block.setInt(IOCTL_GNTDEV_GRANT_COPY_COUNT_OFFSET, 0);
+        putInt(IOCTL_GNTDEV_GRANT_COPY_COUNT_OFFSET, 0);
     }
 
     public int size() {
@@ -161,7 +165,7 @@ public final class GrantCopyBatch implements AutoCloseable {
 
     /** The {@code GNTST_*} status of segment {@code i} after {@link GrantTable#copy}; general_error before. */
     public short status(int i) {
-        return block.getShort(checked(i) + STATUS_OFFSET);
+        return getShort(checked(i) + STATUS_OFFSET);
     }
 
     /** The index of the first segment whose status is not {@code GNTST_okay}, or -1 when all succeeded. */
@@ -183,7 +187,7 @@ public final class GrantCopyBatch implements AutoCloseable {
 
     /** Whether segment {@code i} copies foreign → local ({@code GNTCOPY_source_gref}); else local → foreign. */
     public boolean fromForeign(int i) {
-        return (block.getShort(checked(i) + FLAGS_OFFSET) & GNTCOPY_source_gref) != 0;
+        return (getShort(checked(i) + FLAGS_OFFSET) & GNTCOPY_source_gref) != 0;
     }
 
     private long foreignUnion(int i) {
@@ -195,29 +199,53 @@ public final class GrantCopyBatch implements AutoCloseable {
     }
 
     public int domid(int i) {
-        return Short.toUnsignedInt(block.getShort(foreignUnion(i) + UNION_FOREIGN_DOMID_OFFSET));
+        return Short.toUnsignedInt(getShort(foreignUnion(i) + UNION_FOREIGN_DOMID_OFFSET));
     }
 
     public int ref(int i) {
-        return block.getInt(foreignUnion(i) + UNION_FOREIGN_REF_OFFSET);
+        return getInt(foreignUnion(i) + UNION_FOREIGN_REF_OFFSET);
     }
 
     public int foreignOffset(int i) {
-        return Short.toUnsignedInt(block.getShort(foreignUnion(i) + UNION_FOREIGN_OFFSET_OFFSET));
+        return Short.toUnsignedInt(getShort(foreignUnion(i) + UNION_FOREIGN_OFFSET_OFFSET));
     }
 
     /** The local virtual address of segment {@code i} (buffer address plus local offset). */
     public long localAddress(int i) {
-        return block.getLong(localUnion(i) + UNION_VIRT_OFFSET);
+        return getLong(localUnion(i) + UNION_VIRT_OFFSET);
     }
 
     public int length(int i) {
-        return Short.toUnsignedInt(block.getShort(checked(i) + LEN_OFFSET));
+        return Short.toUnsignedInt(getShort(checked(i) + LEN_OFFSET));
     }
 
     /** For implementations that perform the copy themselves (the simulation). */
     public void setStatus(int i, short status) {
-        block.setShort(checked(i) + STATUS_OFFSET, status);
+        putShort(checked(i) + STATUS_OFFSET, status);
+    }
+
+    private void putShort(long at, short v) {
+        view.putShort((int) at, v);
+    }
+
+    private void putInt(long at, int v) {
+        view.putInt((int) at, v);
+    }
+
+    private void putLong(long at, long v) {
+        view.putLong((int) at, v);
+    }
+
+    private short getShort(long at) {
+        return view.getShort((int) at);
+    }
+
+    private int getInt(long at) {
+        return view.getInt((int) at);
+    }
+
+    private long getLong(long at) {
+        return view.getLong((int) at);
     }
 
     /** Frees the native block; the batch must not be used afterwards. */

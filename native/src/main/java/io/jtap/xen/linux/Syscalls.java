@@ -6,6 +6,8 @@ import com.sun.jna.Native;
 import com.sun.jna.NativeLong;
 import com.sun.jna.Pointer;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 
 /**
  * The thin public wrapper over {@link LibC}: each method makes one call and turns a failure into an
@@ -138,8 +140,17 @@ public final class Syscalls {
         }
     }
 
-    /** Per thread: room for 64 {@code struct pollfd}, so that a wait allocates nothing. */
-    private static final ThreadLocal<Memory> POLL_FDS = ThreadLocal.withInitial(() -> new Memory(8L * 64));
+    /**
+     * Per thread: room for 64 {@code struct pollfd}, so that a wait allocates nothing, filled and read through a
+     * buffer view (a {@link Memory} accessor is a JNI call per field).
+     */
+    private static final class PollFds {
+        final Memory memory = new Memory(8L * 64);
+        final ByteBuffer view = memory.getByteBuffer(0, memory.size()).order(ByteOrder.nativeOrder());
+        final long address = Pointer.nativeValue(memory);
+    }
+
+    private static final ThreadLocal<PollFds> POLL_FDS = ThreadLocal.withInitial(PollFds::new);
 
     /**
      * Waits until one of {@code fds} is readable.
@@ -150,15 +161,16 @@ public final class Syscalls {
         if (fds.length > 64) {
             throw new IllegalArgumentException("pollIn: at most 64 descriptors, got " + fds.length);
         }
-        Memory mem = POLL_FDS.get();
+        PollFds p = POLL_FDS.get();
+        ByteBuffer b = p.view;
         for (int i = 0; i < fds.length; i++) {
-            mem.setInt(8L * i, fds[i]);
-            mem.setShort(8L * i + 4, LibC.POLLIN);
-            mem.setShort(8L * i + 6, (short) 0);
+            b.putInt(8 * i, fds[i]);
+            b.putShort(8 * i + 4, LibC.POLLIN);
+            b.putShort(8 * i + 6, (short) 0);
         }
         int n;
         while (true) {
-            n = LibC.poll(Pointer.nativeValue(mem), fds.length, timeoutMs);
+            n = LibC.poll(p.address, fds.length, timeoutMs);
             if (n >= 0) {
                 break;
             }
@@ -170,7 +182,7 @@ public final class Syscalls {
         long ready = 0;
         if (n > 0) {
             for (int i = 0; i < fds.length; i++) {
-                if (mem.getShort(8L * i + 6) != 0) {
+                if (b.getShort(8 * i + 6) != 0) {
                     ready |= 1L << i;
                 }
             }
