@@ -682,14 +682,10 @@ final class BlkifQueue implements AutoCloseable {
                 long batchAddress = batch == null ? 0 : IoVector.addressOf(batch);
                 // Pages without a persistent grant are the batch's, in segment order.
                 for (int i = 0, k = 0; i < n; i++) {
-                    int first = r.firstSect[i] << Blkif.SECTOR_SHIFT;
                     if (r.persistent[i] != null) {
-                        r.pieces[i] = segmentSlice(r.persistent[i].page, 0, r, i);
-                        r.pieceAddresses[i] = r.persistent[i].address + first;
+                        setSegment(r, i, r.persistent[i].page, r.persistent[i].address, 0);
                     } else {
-                        int pageBase = k++ * GrantTable.PAGE_SIZE;
-                        r.pieces[i] = segmentSlice(batch, pageBase, r, i);
-                        r.pieceAddresses[i] = batchAddress + pageBase + first;
+                        setSegment(r, i, batch, batchAddress, k++ * GrantTable.PAGE_SIZE);
                     }
                 }
             }
@@ -698,9 +694,7 @@ final class BlkifQueue implements AutoCloseable {
                 ByteBuffer pages = r.batchMapping.buffer();
                 long base = IoVector.addressOf(pages);
                 for (int i = 0; i < n; i++) {
-                    r.pieces[i] = segmentSlice(pages, i * GrantTable.PAGE_SIZE, r, i);
-                    r.pieceAddresses[i] = base + (long) i * GrantTable.PAGE_SIZE
-                            + (r.firstSect[i] << Blkif.SECTOR_SHIFT);
+                    setSegment(r, i, pages, base, i * GrantTable.PAGE_SIZE);
                 }
             }
             default -> throw new IllegalStateException("grant mode: " + mode);
@@ -748,6 +742,15 @@ final class BlkifQueue implements AutoCloseable {
         }
         r.batchMapping = grants.map(domid, Arrays.copyOf(newRefs, missing), toGuest);
         return r.batchMapping.buffer();
+    }
+
+    /**
+     * Sets segment {@code i}'s piece to its sectors of the page at {@code pageBase} in {@code pages} (whose native
+     * address is {@code pagesAddress}), and the piece's address.
+     */
+    private static void setSegment(BlkifRequest r, int i, ByteBuffer pages, long pagesAddress, int pageBase) {
+        r.pieces[i] = segmentSlice(pages, pageBase, r, i);
+        r.pieceAddresses[i] = pagesAddress + pageBase + (r.firstSect[i] << Blkif.SECTOR_SHIFT);
     }
 
     private static ByteBuffer segmentSlice(ByteBuffer pages, int pageBase, BlkifRequest r, int i) {

@@ -4,11 +4,9 @@ import io.jtap.formats.CompressedWrites;
 import io.jtap.formats.CreateOptions;
 import io.jtap.formats.Image;
 import io.jtap.formats.ImageFormat;
-import io.jtap.formats.ImageFormats;
 import io.jtap.formats.OpenOptions;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -54,21 +52,7 @@ public class CompressedReadBenchmark {
 
         @Setup(Level.Trial)
         public void open() throws IOException {
-            Path dir = Path.of(System.getProperty("jtap.bench.dir", "/var/tmp"));
-            Path raw = dir.resolve("jtap-bench-compressed-raw");
-            Path qcow2 = dir.resolve("jtap-bench-compressed-qcow2");
-            ImageFormats formats = ImageFormats.defaults();
-            if (!Files.exists(raw) || !Files.exists(qcow2) || Files.size(raw) != SIZE) {
-                Files.deleteIfExists(raw);
-                Files.deleteIfExists(qcow2);
-                create(formats.get("raw"), raw, formats.get("qcow2"), qcow2);
-            }
-            image = formats.get(format).open(format.equals("raw") ? raw : qcow2,
-                    OpenOptions.defaults().withReadOnly(true));
-            ByteBuffer buf = ByteBuffer.allocate(1 << 20);
-            for (long off = 0; off < SIZE; off += buf.capacity()) {
-                image.read(off, buf.clear());
-            }
+            image = PairedImages.openWarm("compressed", SIZE, format, Images::create);
         }
 
         private static void create(ImageFormat rawFormat, Path raw, ImageFormat qcow2Format, Path qcow2)
