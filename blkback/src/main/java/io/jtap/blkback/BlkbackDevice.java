@@ -198,6 +198,11 @@ public final class BlkbackDevice implements AutoCloseable {
         return runOnControlQuietly(() -> queues.stream().mapToLong(BlkifQueue::mapsDeferred).sum());
     }
 
+    /** Writes the current connection's queues mapped on their ring threads, without a worker, summed over queues. */
+    public long writesMappedOnRing() {
+        return runOnControlQuietly(() -> queues.stream().mapToLong(BlkifQueue::writesMappedOnRing).sum());
+    }
+
     /** Times the rings published responses (moved rsp_prod), summed over queues. */
     public long responsePushes() {
         return runOnControlQuietly(() -> queues.stream().mapToLong(BlkifQueue::responsePushes).sum());

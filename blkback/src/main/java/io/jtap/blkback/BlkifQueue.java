@@ -159,6 +159,8 @@ final class BlkifQueue implements AutoCloseable {
     private volatile long engineIos;
     /** Reads whose mapping needed metadata not in memory (or a busy lock) and went to a worker. */
     private volatile long mapsDeferred;
+    /** Writes mapped on the ring thread ({@link Image#mapForWriteNow}), without a worker. */
+    private volatile long writesMappedOnRing;
     /** Times this ring published responses (moved rsp_prod). */
     private volatile long responsePushes;
     private volatile long engineFences;
@@ -248,6 +250,10 @@ final class BlkifQueue implements AutoCloseable {
 
     long mapsDeferred() {
         return mapsDeferred;
+    }
+
+    long writesMappedOnRing() {
+        return writesMappedOnRing;
     }
 
     /** Pages mapped persistently now (0 unless in persistent mode). */
@@ -569,7 +575,7 @@ final class BlkifQueue implements AutoCloseable {
         if (engine != null && r.isFence() && r.nrSegments == 0 && fenceThroughEngine(r)) {
             return;
         }
-        if (engine != null && r.ioOp == Blkif.BLKIF_OP_WRITE && r.nrSegments > 0 && rawWriteThroughEngine(r)) {
+        if (engine != null && r.ioOp == Blkif.BLKIF_OP_WRITE && r.nrSegments > 0 && writeNowThroughEngine(r)) {
             return;
         }
         try {
@@ -617,23 +623,28 @@ final class BlkifQueue implements AutoCloseable {
     }
 
     /**
-     * A write to a raw image skips both worker trips: {@link RawImage#mapForWrite} only computes (one DATA extent at
-     * the same offset, nothing reserved, {@code complete()} and {@code abort()} do nothing), so the ring thread maps,
-     * submits the {@code writev} and answers on completion, as for a read.
+     * A write the image can map without waiting ({@link Image#mapForWriteNow}: any raw write, a qcow2 write into
+     * clusters it already owns) skips both worker trips: the ring thread maps, submits the data IO and, on
+     * completion, completes the mapping (which does not wait either) and answers, as for a read. A write that needs
+     * an allocation, copy-on-write or metadata from disk goes to a worker for its mapping.
      *
      * @return false, having done nothing, when the write must take the general path
      */
-    private boolean rawWriteThroughEngine(BlkifRequest r) {
-        if (!(owner.image() instanceof RawImage raw)) {
-            return false;
-        }
+    private boolean writeNowThroughEngine(BlkifRequest r) {
+        WriteMapping m;
         try {
-            r.writeMapping = raw.mapForWrite(r.sector << Blkif.SECTOR_SHIFT, ImageIo.total(r.pieces));
+            m = owner.image().mapForWriteNow(r.sector << Blkif.SECTOR_SHIFT, ImageIo.total(r.pieces));
         } catch (IOException | RuntimeException e) {
+            // The worker maps again and answers with the error.
             return false;
         }
+        if (m == null) {
+            return false;
+        }
+        r.writeMapping = m;
         r.phase = BlkifRequest.PHASE_MAPPED;
         r.completeOnRing = true;
+        writesMappedOnRing++;
         writeThroughEngine(r);
         return true;
     }

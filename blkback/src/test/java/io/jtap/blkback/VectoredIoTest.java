@@ -4,6 +4,7 @@ import io.jtap.formats.CreateOptions;
 import io.jtap.formats.Image;
 import io.jtap.formats.ImageFormats;
 import io.jtap.formats.OpenOptions;
+import io.jtap.ring.blkif.Blkif;
 import io.jtap.testkit.blkfront.SimulatedBlkfront;
 import io.jtap.testkit.blkfront.SimulatedBlkfront.Features;
 import io.jtap.xen.sim.SimulatedXen;
@@ -173,5 +174,46 @@ class VectoredIoTest {
         assertEquals(1, d.backend().mapsDeferred() - deferred, "mappings sent to a worker, after the second read");
         assertEquals(1, d.backend().engineReads() - reads, "reads through the engine, after the second read");
         f.disconnect();
+    }
+
+    /**
+     * A qcow2 write into clusters the image already owns is mapped on the ring thread and written through the engine
+     * with no worker trip; one that allocates is mapped by a worker. Both read back, also after a reopen.
+     */
+    @Test
+    void aQcow2WriteInPlaceIsMappedOnTheRingAndAnAllocatingOneByAWorker(@TempDir Path dir) throws Exception {
+        Path image = dir.resolve("inplace.qcow2");
+        ImageFormats.defaults().get("qcow2").create(image, CreateOptions.ofSize(SIZE));
+        try (Image img = ImageFormats.defaults().get("qcow2").open(image, OpenOptions.defaults())) {
+            img.write(MIB, ByteBuffer.wrap(new byte[MIB]));
+            img.flush();
+        }
+        BlkbackFixture.Device d = fx.addDevice("qcow2:" + image, "w", "disk", BlkbackConfig.defaults());
+        SimulatedBlkfront f = fx.frontend(d, Features.defaults());
+        f.connect();
+        // Load the L2 table (a read whose table is not cached goes to a worker, which caches it).
+        f.read(0, MIB / 512, 8);
+        long onRing = d.backend().writesMappedOnRing();
+        long writes = d.backend().engineWrites();
+        byte[] owned = BlkbackFixture.pattern(MIB, 256 * 1024, 5);
+        f.write(0, (MIB + 64 * 1024) / 512, owned);
+        assertEquals(1, d.backend().writesMappedOnRing() - onRing, "the in-place write, mapped on the ring");
+        assertEquals(1, d.backend().engineWrites() - writes, "... and written through the engine");
+        byte[] fresh = BlkbackFixture.pattern(3 * MIB, 128 * 1024, 6);
+        f.write(0, 3 * MIB / 512, fresh);
+        assertEquals(1, d.backend().writesMappedOnRing() - onRing, "an allocating write is mapped by a worker");
+        assertEquals(2, d.backend().engineWrites() - writes, "... its data through the engine all the same");
+        assertArrayEquals(owned, f.read(0, (MIB + 64 * 1024) / 512, owned.length / 512), "in place, read back");
+        assertArrayEquals(fresh, f.read(0, 3 * MIB / 512, fresh.length / 512), "allocated, read back");
+        assertEquals(Blkif.BLKIF_RSP_OKAY, f.await(f.submitFlush(0)));
+        f.disconnect();
+        try (Image img = ImageFormats.defaults().get("qcow2").open(image, OpenOptions.defaults())) {
+            ByteBuffer back = ByteBuffer.allocate(owned.length);
+            img.read(MIB + 64 * 1024, back);
+            assertArrayEquals(owned, back.array(), "in place, after a reopen");
+            back = ByteBuffer.allocate(fresh.length);
+            img.read(3 * MIB, back);
+            assertArrayEquals(fresh, back.array(), "allocated, after a reopen");
+        }
     }
 }

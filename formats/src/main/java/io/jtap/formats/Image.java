@@ -171,6 +171,17 @@ public interface Image extends AutoCloseable {
     WriteMapping mapForWrite(long offset, long length) throws IOException;
 
     /**
+     * As {@link #mapForWrite}, for a caller that must not wait (blkback's ring thread): a mapping whose extents are
+     * all DATA and whose {@link WriteMapping#complete()} and {@link WriteMapping#abort()} never wait either (no IO,
+     * no lock another thread may hold), or null, having done nothing, where the write needs more than that:
+     * allocation, copy-on-write, metadata not in memory, a transformed part, or a metadata lock another thread
+     * holds. The caller then maps on a thread that may wait. The default is always null.
+     */
+    default WriteMapping mapForWriteNow(long offset, long length) throws IOException {
+        return null;
+    }
+
+    /**
      * Flushes, releases host resources and closes the backing chain. Idempotent. Pending {@link WriteMapping}s
      * must have been completed or aborted.
      */

@@ -87,6 +87,8 @@ final class IoUringDescriptor {
     static final int IORING_FEAT_SINGLE_MMAP = 1 << 0;
     static final int IORING_FEAT_NODROP = 1 << 1;
     static final int IORING_FEAT_SUBMIT_STABLE = 1 << 2;
+    /** Linux 5.6, the release that added {@code IORING_OP_READ} and {@code IORING_OP_WRITE}. */
+    static final int IORING_FEAT_RW_CUR_POS = 1 << 3;
 
     // mmap offsets
     static final long IORING_OFF_SQ_RING = 0L;
@@ -109,6 +111,8 @@ final class IoUringDescriptor {
     static final byte IORING_OP_WRITEV = 2;
     static final byte IORING_OP_FSYNC = 3;
     static final byte IORING_OP_FALLOCATE = 17;
+    static final byte IORING_OP_READ = 22;
+    static final byte IORING_OP_WRITE = 23;
 
     // sqe->fsync_flags
     static final int IORING_FSYNC_DATASYNC = 1 << 0;

@@ -148,6 +148,16 @@ public final class IoVector {
         }
     }
 
+    /** The base address of the first entry not yet fully transferred. */
+    long firstBase() {
+        return entries.getLong(first * IOVEC_SIZE + IOV_BASE_OFFSET);
+    }
+
+    /** The untransferred length of the first entry not yet fully transferred. */
+    long firstLength() {
+        return entries.getLong(first * IOVEC_SIZE + IOV_LEN_OFFSET);
+    }
+
     /** Entry {@code i}'s base address (for tests). */
     long entryBase(int i) {
         return entries.getLong(i * IOVEC_SIZE + IOV_BASE_OFFSET);

@@ -10,6 +10,7 @@ import static io.jtap.aio.IoUringDescriptor.CQ_OFF_RING_ENTRIES;
 import static io.jtap.aio.IoUringDescriptor.CQ_OFF_RING_MASK;
 import static io.jtap.aio.IoUringDescriptor.CQ_OFF_TAIL;
 import static io.jtap.aio.IoUringDescriptor.IORING_ENTER_GETEVENTS;
+import static io.jtap.aio.IoUringDescriptor.IORING_FEAT_RW_CUR_POS;
 import static io.jtap.aio.IoUringDescriptor.IORING_FEAT_SINGLE_MMAP;
 import static io.jtap.aio.IoUringDescriptor.IORING_FSYNC_DATASYNC;
 import static io.jtap.aio.IoUringDescriptor.IORING_OFF_CQ_RING;
@@ -17,7 +18,9 @@ import static io.jtap.aio.IoUringDescriptor.IORING_OFF_SQES;
 import static io.jtap.aio.IoUringDescriptor.IORING_OFF_SQ_RING;
 import static io.jtap.aio.IoUringDescriptor.IORING_OP_FALLOCATE;
 import static io.jtap.aio.IoUringDescriptor.IORING_OP_FSYNC;
+import static io.jtap.aio.IoUringDescriptor.IORING_OP_READ;
 import static io.jtap.aio.IoUringDescriptor.IORING_OP_READV;
+import static io.jtap.aio.IoUringDescriptor.IORING_OP_WRITE;
 import static io.jtap.aio.IoUringDescriptor.IORING_OP_WRITEV;
 import static io.jtap.aio.IoUringDescriptor.IORING_REGISTER_EVENTFD;
 import static io.jtap.aio.IoUringDescriptor.IORING_SETUP_CLAMP;
@@ -110,6 +113,8 @@ public final class LinuxIoUring implements BlockIoEngine {
     private final int cqOverflowOffset;
     private final int cqesOffset;
     private final int features;
+    /** The kernel has {@code IORING_OP_READ} and {@code IORING_OP_WRITE} (5.6 and later). */
+    private final boolean singleBufferOps;
     /** eventfd_read's destination. */
     private final Memory scratch = new Memory(8);
     /** The SQ tail as the owner has produced it; published to the kernel at {@link #submit()}. */
@@ -157,6 +162,7 @@ public final class LinuxIoUring implements BlockIoEngine {
             sqEntries = params.getInt(PARAMS_SQ_ENTRIES_OFFSET);
             cqEntries = params.getInt(PARAMS_CQ_ENTRIES_OFFSET);
             features = params.getInt(PARAMS_FEATURES_OFFSET);
+            singleBufferOps = (features & IORING_FEAT_RW_CUR_POS) != 0;
             if (sqEntries < queueDepth || cqEntries < queueDepth) {
                 throw new IOException("io_uring rings smaller than the queue depth: sqEntries=" + sqEntries
                         + ", cqEntries=" + cqEntries + ", queueDepth=" + queueDepth);
@@ -340,6 +346,11 @@ public final class LinuxIoUring implements BlockIoEngine {
         return (int) INT.getAcquire(cqRing, cqOverflowOffset);
     }
 
+    /** Whether one-buffer transfers go out as {@code IORING_OP_READ}/{@code WRITE} (for tests). */
+    boolean singleBufferOps() {
+        return singleBufferOps;
+    }
+
     @Override
     public IoVector vector() {
         ensureOpen();
@@ -385,11 +396,16 @@ public final class LinuxIoUring implements BlockIoEngine {
     /** Queues the SQE for a readv/writev slot from its current offset and the untransferred rest of its vector. */
     private void queueTransfer(int slot) throws IOException {
         IoVector v = slots.vectors[slot];
-        byte opcode = slots.op[slot] == IoSlots.OP_READV ? IORING_OP_READV : IORING_OP_WRITEV;
-        byte sqeFlags = (byte) (opcode == IORING_OP_READV && offloadReadsFrom > 0 && v.length() >= offloadReadsFrom
-                ? IOSQE_ASYNC : 0);
-        queueSqe(opcode, slots.fd[slot], slots.offset[slot], v.firstEntryAddress(), v.remainingSegments(), 0, slot,
-                sqeFlags);
+        boolean read = slots.op[slot] == IoSlots.OP_READV;
+        byte sqeFlags = (byte) (read && offloadReadsFrom > 0 && v.length() >= offloadReadsFrom ? IOSQE_ASYNC : 0);
+        if (singleBufferOps && v.remainingSegments() == 1) {
+            // One buffer: the plain read/write skips the kernel's copy and check of an iovec array.
+            queueSqe(read ? IORING_OP_READ : IORING_OP_WRITE, slots.fd[slot], slots.offset[slot], v.firstBase(),
+                    (int) v.firstLength(), 0, slot, sqeFlags);
+        } else {
+            queueSqe(read ? IORING_OP_READV : IORING_OP_WRITEV, slots.fd[slot], slots.offset[slot],
+                    v.firstEntryAddress(), v.remainingSegments(), 0, slot, sqeFlags);
+        }
     }
 
     private void queueSqe(byte opcode, int fd, long off, long addr, int len, int rwFlags, int slot)

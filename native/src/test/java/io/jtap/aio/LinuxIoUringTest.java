@@ -78,4 +78,44 @@ class LinuxIoUringTest extends BlockIoEngineContract {
         FileWords.check(a, 0, 4096, FileWords.WRITTEN, 0, "first segment");
         FileWords.check(b, 0, 4096, FileWords.WRITTEN, 4096, "second segment");
     }
+
+    /**
+     * A one-buffer transfer goes out as {@code IORING_OP_READ}/{@code WRITE}, not as a vector of one: a short first
+     * read is continued from the advanced buffer, and a one-buffer write lands where it should.
+     */
+    @Test
+    void aOneBufferTransferIsContinuedFromItsAdvancedBuffer() throws Exception {
+        Path fifo = dir.resolve("fifo");
+        Process mkfifo = new ProcessBuilder("mkfifo", fifo.toString()).inheritIO().start();
+        Assumptions.assumeTrue(mkfifo.waitFor() == 0, "mkfifo failed");
+        int fd = openFd(fifo, LibC.O_RDWR);
+        LinuxIoUring engine = (LinuxIoUring) engine(4, 4);
+        assertTrue(engine.singleBufferOps(), "this kernel (5.6 or later) has IORING_OP_READ and IORING_OP_WRITE");
+        ByteBuffer a = ByteBuffer.allocateDirect(4096);
+        engine.readv(fd, 0, engine.vector().add(a, 0, 4096), 78);
+        ByteBuffer data = ByteBuffer.allocateDirect(4096);
+        FileWords.fill(data, 0, 4096, FileWords.WRITTEN, 0);
+        long dataAddress = IoVector.addressOf(data);
+        Syscalls.write(fd, new com.sun.jna.Pointer(dataAddress), 1500);
+        engine.submit();
+        List<Completion> got = new ArrayList<>();
+        assertTrue(Syscalls.pollIn(new int[] {engine.completionFd()}, 30_000) != 0,
+                "the short first transfer completes");
+        assertEquals(0, engine.reap((u, r) -> got.add(new Completion(u, r))), "... and is continued, not delivered");
+        Syscalls.write(fd, new com.sun.jna.Pointer(dataAddress + 1500), 4096 - 1500);
+        assertEquals(new Completion(78, 4096), awaitOne(engine));
+        FileWords.check(a, 0, 4096, FileWords.WRITTEN, 0, "the one buffer");
+
+        Path image = dir.resolve("image");
+        FileWords.createImage(image, 16384);
+        int rw = openFd(image, LibC.O_RDWR);
+        engine.writev(rw, 8192, engine.vector().add(data, 0, 4096), 79);
+        engine.submit();
+        assertEquals(new Completion(79, 4096), awaitOne(engine));
+        ByteBuffer back = ByteBuffer.allocateDirect(4096);
+        engine.readv(rw, 8192, engine.vector().add(back, 0, 4096), 80);
+        engine.submit();
+        assertEquals(new Completion(80, 4096), awaitOne(engine));
+        FileWords.check(back, 0, 4096, FileWords.WRITTEN, 0, "the one-buffer write, read back");
+    }
 }

@@ -27,6 +27,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -101,7 +102,8 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
     }
     private final Map<Long, PendingCluster> pending = new HashMap<>();
     /** Write mappings handed out and neither completed nor aborted: their in-place writes may be in flight. */
-    private int mappingsInFlight;
+    /** Write mappings neither completed nor aborted; in-place ones end without the lock, hence atomic. */
+    private final AtomicInteger mappingsInFlight = new AtomicInteger();
     private volatile long size;
     private volatile CorruptImageException corrupt;
     private boolean closed;
@@ -372,9 +374,9 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
             if (closed) {
                 throw new IOException("image is closed: path=" + path);
             }
-            if (!pending.isEmpty() || mappingsInFlight > 0) {
+            if (!pending.isEmpty() || mappingsInFlight.get() > 0) {
                 throw new IOException("cannot " + what + " while writes are in flight: path=" + path
-                        + ", write_mappings=" + mappingsInFlight);
+                        + ", write_mappings=" + mappingsInFlight.get());
             }
             file.deferSyncs(syncsDisabled);
             T result;
@@ -776,7 +778,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
                     pos = to;
                 }
                 reserve(wanted, pieces);
-                mappingsInFlight++;
+                mappingsInFlight.incrementAndGet();
             } catch (CorruptImageException e) {
                 releaseJoins(pieces);
                 throw markCorrupt(e);
@@ -826,6 +828,48 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
             throw failure;
         }
         return new Qcow2WriteMapping(this, extents, parts);
+    }
+
+    /**
+     * As {@link #mapForWrite} when the whole range lies in clusters this image may write in place (NORMAL entries
+     * with COPIED, none being allocated) whose L2 tables are in memory, and the metadata lock is free; otherwise
+     * null, at once. The mapping reserves nothing: completing or aborting it only ends its count among the writes
+     * in flight, without the lock.
+     */
+    @Override
+    public WriteMapping mapForWriteNow(long offset, long length) throws IOException {
+        checkWritable();
+        RangeCheck.check("mapForWrite", offset, length, size, 1);
+        if (!lock.tryLock()) {
+            return null;
+        }
+        List<Extent> extents = new ArrayList<>(2);
+        try {
+            checkWritable();
+            try {
+                for (long pos = offset; pos < offset + length; ) {
+                    long g = pos >> clusterBits;
+                    long gStart = g << clusterBits;
+                    long to = Math.min(offset + length, gStart + clusterSize);
+                    if (pending.containsKey(g) || !map.lookupIsInMemory(g)) {
+                        return null;
+                    }
+                    long entry = map.lookup(g).entry();
+                    if (L2Entry.type(entry, header.version) != L2Entry.Type.NORMAL || (entry & L2Entry.COPIED) == 0) {
+                        return null;
+                    }
+                    checkEntry(g, entry, true);
+                    add(extents, Extent.data(pos, to - pos, file, L2Entry.hostOffset(entry) + (pos - gStart)));
+                    pos = to;
+                }
+            } catch (CorruptImageException e) {
+                throw markCorrupt(e);
+            }
+            mappingsInFlight.incrementAndGet();
+        } finally {
+            lock.unlock();
+        }
+        return new Qcow2WriteMapping(this, extents, List.of());
     }
 
     private void releaseJoins(List<Piece> pieces) {
@@ -1014,9 +1058,14 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
     }
 
     void completeParts(List<Qcow2WriteMapping.Part> parts) throws IOException {
+        if (parts.isEmpty()) {
+            // Written in place: nothing to link, so no lock (blkback completes these on its ring thread).
+            mappingsInFlight.decrementAndGet();
+            return;
+        }
         lock.lock();
         try {
-            mappingsInFlight--;
+            mappingsInFlight.decrementAndGet();
             for (Qcow2WriteMapping.Part part : parts) {
                 PendingCluster p = part.cluster();
                 if (!p.linked) {
@@ -1061,10 +1110,14 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
     }
 
     void abortParts(List<Qcow2WriteMapping.Part> parts) throws IOException {
+        if (parts.isEmpty()) {
+            mappingsInFlight.decrementAndGet();
+            return;
+        }
         IOException failure = null;
         lock.lock();
         try {
-            mappingsInFlight--;
+            mappingsInFlight.decrementAndGet();
             for (Qcow2WriteMapping.Part part : parts) {
                 PendingCluster p = part.cluster();
                 p.participants--;

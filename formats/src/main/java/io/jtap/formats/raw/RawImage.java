@@ -173,6 +173,12 @@ public final class RawImage implements Image {
     }
 
     @Override
+    public WriteMapping mapForWriteNow(long offset, long length) throws IOException {
+        // Raw maps by arithmetic and reserves nothing: its mapping never waits.
+        return mapForWrite(offset, length);
+    }
+
+    @Override
     public WriteMapping mapForWrite(long offset, long length) throws IOException {
         RangeCheck.checkWritable(readOnly, this);
         RangeCheck.check("mapForWrite", offset, length, size, alignment());
