@@ -97,13 +97,28 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
     private final ReentrantLock lock = new ReentrantLock();
 
     /** The metadata lock, for tests that hold it from another thread. */
+    /** The refcount of the host cluster at {@code hostOffset} as the image has it now, queued frees not applied. */
+    long refcountForTest(long hostOffset) throws IOException {
+        lock.lock();
+        try {
+            return refcounts.get(hostOffset >> clusterBits);
+        } finally {
+            lock.unlock();
+        }
+    }
+
     ReentrantLock lockForTest() {
         return lock;
     }
     private final Map<Long, PendingCluster> pending = new HashMap<>();
     /** Write mappings handed out and neither completed nor aborted: their in-place writes may be in flight. */
-    /** Write mappings neither completed nor aborted; in-place ones end without the lock, hence atomic. */
-    private final AtomicInteger mappingsInFlight = new AtomicInteger();
+    /**
+     * Write mappings neither completed nor aborted, by the parity of the free epoch they began in; in-place ones end
+     * without the lock, hence atomic. See {@link #flushLocked} for the epochs.
+     */
+    private final AtomicInteger[] openMappings = {new AtomicInteger(), new AtomicInteger()};
+    /** The free epoch: the tag of frees queued now, and the parity of mappings begun now. Under the lock. */
+    private long freeEpoch;
     private volatile long size;
     private volatile CorruptImageException corrupt;
     private boolean closed;
@@ -374,9 +389,9 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
             if (closed) {
                 throw new IOException("image is closed: path=" + path);
             }
-            if (!pending.isEmpty() || mappingsInFlight.get() > 0) {
+            if (!pending.isEmpty() || openMappings() > 0) {
                 throw new IOException("cannot " + what + " while writes are in flight: path=" + path
-                        + ", write_mappings=" + mappingsInFlight.get());
+                        + ", write_mappings=" + openMappings());
             }
             file.deferSyncs(syncsDisabled);
             T result;
@@ -750,6 +765,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         checkWritable();
         RangeCheck.check("mapForWrite", offset, length, size, 1);
         List<Piece> pieces = new ArrayList<>();
+        int parity;
         lock.lock();
         try {
             checkWritable();
@@ -778,7 +794,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
                     pos = to;
                 }
                 reserve(wanted, pieces);
-                mappingsInFlight.incrementAndGet();
+                parity = beginMapping();
             } catch (CorruptImageException e) {
                 releaseJoins(pieces);
                 throw markCorrupt(e);
@@ -824,10 +840,10 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
             }
         }
         if (failure != null) {
-            abortParts(parts);
+            abortParts(parts, parity);
             throw failure;
         }
-        return new Qcow2WriteMapping(this, extents, parts);
+        return new Qcow2WriteMapping(this, extents, parts, parity);
     }
 
     /**
@@ -844,6 +860,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
             return null;
         }
         List<Extent> extents = new ArrayList<>(2);
+        int parity;
         try {
             checkWritable();
             try {
@@ -865,11 +882,23 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
             } catch (CorruptImageException e) {
                 throw markCorrupt(e);
             }
-            mappingsInFlight.incrementAndGet();
+            parity = beginMapping();
         } finally {
             lock.unlock();
         }
-        return new Qcow2WriteMapping(this, extents, List.of());
+        return new Qcow2WriteMapping(this, extents, List.of(), parity);
+    }
+
+    /** Under the lock: counts a new write mapping in the current free epoch; returns the epoch's parity. */
+    private int beginMapping() {
+        int parity = (int) (freeEpoch & 1);
+        openMappings[parity].incrementAndGet();
+        return parity;
+    }
+
+    /** Write mappings neither completed nor aborted. */
+    private int openMappings() {
+        return openMappings[0].get() + openMappings[1].get();
     }
 
     private void releaseJoins(List<Piece> pieces) {
@@ -925,7 +954,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
             if (!inPlace) {
                 long host = refcounts.allocate(1);
                 long old = map.copyL2(g, host);
-                refcounts.deferFree(old, 1);
+                refcounts.deferFree(old, 1, freeEpoch);
             }
             return;
         }
@@ -1057,15 +1086,15 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         }
     }
 
-    void completeParts(List<Qcow2WriteMapping.Part> parts) throws IOException {
+    void completeParts(List<Qcow2WriteMapping.Part> parts, int parity) throws IOException {
         if (parts.isEmpty()) {
             // Written in place: nothing to link, so no lock (blkback completes these on its ring thread).
-            mappingsInFlight.decrementAndGet();
+            openMappings[parity].decrementAndGet();
             return;
         }
         lock.lock();
         try {
-            mappingsInFlight.decrementAndGet();
+            openMappings[parity].decrementAndGet();
             for (Qcow2WriteMapping.Part part : parts) {
                 PendingCluster p = part.cluster();
                 if (!p.linked) {
@@ -1097,11 +1126,11 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         switch (L2Entry.type(entry, header.version)) {
             case COMPRESSED -> {
                 long[] c = CompressedCluster.hostClusters(entry, clusterBits);
-                refcounts.deferFree(c[0], c[1]);
+                refcounts.deferFree(c[0], c[1], freeEpoch);
             }
             case NORMAL, ZERO -> {
                 if (L2Entry.hostOffset(entry) != 0) {
-                    refcounts.deferFree(L2Entry.hostOffset(entry), 1);
+                    refcounts.deferFree(L2Entry.hostOffset(entry), 1, freeEpoch);
                 }
             }
             case UNALLOCATED -> {
@@ -1109,15 +1138,15 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         }
     }
 
-    void abortParts(List<Qcow2WriteMapping.Part> parts) throws IOException {
+    void abortParts(List<Qcow2WriteMapping.Part> parts, int parity) throws IOException {
         if (parts.isEmpty()) {
-            mappingsInFlight.decrementAndGet();
+            openMappings[parity].decrementAndGet();
             return;
         }
         IOException failure = null;
         lock.lock();
         try {
-            mappingsInFlight.decrementAndGet();
+            openMappings[parity].decrementAndGet();
             for (Qcow2WriteMapping.Part part : parts) {
                 PendingCluster p = part.cluster();
                 p.participants--;
@@ -1199,6 +1228,14 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
      * The ordered flush: (1) refcount increments, sync — also making guest data durable; (2) L2 tables; (3) if the
      * L1 changed, sync, then L1; (4) sync; (5) refcount decrements for references dropped in (2)/(3), sync; then
      * punch holes where clusters became free.
+     *
+     * <p>A decrement waits, too, for every write mapping begun before it was queued: a write mapped into a cluster
+     * before a discard (or a compressed write) replaced it may still be landing there (blkback serves several rings
+     * of one disk at once, and a flush waits only for its own ring), and the cluster must not be reused — for
+     * another guest cluster, or for metadata — or its hole punched until it has. Frees and mappings carry the free
+     * epoch they began in, and mappings are counted by its parity; a flush applies the frees of every epoch whose
+     * mappings have all ended, and opens a new epoch when the previous one's mappings have ended and this one has
+     * frees waiting. A mapping's IO is bounded, so a free waits at most a flush or two, however busy the disk.
      */
     private void flushLocked() throws IOException {
         if (refcounts == null) {
@@ -1215,8 +1252,18 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         }
         file.sync();
         if (refcounts.hasDeferredFrees()) {
+            // Mappings still open of the previous epoch; those of older epochs ended before the current one opened.
+            boolean previousEnded = openMappings[(int) ((freeEpoch - 1) & 1)].get() == 0;
+            long safeBefore = !previousEnded ? freeEpoch - 1
+                    : openMappings[(int) (freeEpoch & 1)].get() == 0 ? Long.MAX_VALUE : freeEpoch;
+            if (previousEnded && refcounts.hasDeferredFreesOf(freeEpoch)) {
+                freeEpoch++;
+            }
+            if (!refcounts.hasDeferredFreesBefore(safeBefore)) {
+                return;
+            }
             compressedTail = 0;
-            List<Long> freed = refcounts.applyDeferredFrees();
+            List<Long> freed = refcounts.applyDeferredFrees(safeBefore);
             refcounts.flushBlocks();
             file.sync();
             for (long host : freed) {

@@ -20,12 +20,15 @@ final class Qcow2WriteMapping implements WriteMapping {
     private final Qcow2Image image;
     private final List<Extent> extents;
     private final List<Part> parts;
+    /** The parity of the image's free epoch when this mapping began. */
+    private final int parity;
     private State state = State.OPEN;
 
-    Qcow2WriteMapping(Qcow2Image image, List<Extent> extents, List<Part> parts) {
+    Qcow2WriteMapping(Qcow2Image image, List<Extent> extents, List<Part> parts, int parity) {
         this.image = image;
         this.extents = List.copyOf(extents);
         this.parts = parts;
+        this.parity = parity;
     }
 
     @Override
@@ -39,7 +42,7 @@ final class Qcow2WriteMapping implements WriteMapping {
             throw new IllegalStateException("write mapping already " + state);
         }
         state = State.COMPLETED;
-        image.completeParts(parts);
+        image.completeParts(parts, parity);
     }
 
     @Override
@@ -48,7 +51,7 @@ final class Qcow2WriteMapping implements WriteMapping {
             throw new IllegalStateException("write mapping already " + state);
         }
         state = State.ABORTED;
-        image.abortParts(parts);
+        image.abortParts(parts, parity);
     }
 
     @Override

@@ -432,24 +432,55 @@ final class RefcountTable {
         return blocks.hasDirty();
     }
 
-    /** Queues a decrement of {@code count} clusters from {@code hostOffset}, to apply once references are durable. */
-    void deferFree(long hostOffset, long count) {
-        deferred.add(new long[] {hostOffset >> clusterBits, count});
+    /**
+     * Queues a decrement of {@code count} clusters from {@code hostOffset}, to apply once references are durable and
+     * no write begun before it can still land there; {@code epoch} is the image's free epoch now (see
+     * {@link #applyDeferredFrees}).
+     */
+    void deferFree(long hostOffset, long count, long epoch) {
+        deferred.add(new long[] {hostOffset >> clusterBits, count, epoch});
     }
 
     boolean hasDeferredFrees() {
         return !deferred.isEmpty();
     }
 
+    /** Whether a free queued in {@code epoch} waits. */
+    boolean hasDeferredFreesOf(long epoch) {
+        for (long[] f : deferred) {
+            if (f[2] == epoch) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Whether a free queued before {@code epoch} waits. */
+    boolean hasDeferredFreesBefore(long epoch) {
+        for (long[] f : deferred) {
+            if (f[2] < epoch) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /**
-     * Applies queued decrements; returns the host offsets of clusters that became free (for hole punching). The queue
-     * is emptied first: when a decrement fails (an underflow: the refcounts were wrong), the ones after it are lost
-     * (leaked clusters, which a check repairs) rather than the ones before it applied twice by the next flush.
+     * Applies the queued decrements of epochs before {@code beforeEpoch} (the others stay queued); returns the host
+     * offsets of clusters that became free (for hole punching). They leave the queue first: when a decrement fails
+     * (an underflow: the refcounts were wrong), the ones after it are lost (leaked clusters, which a check repairs)
+     * rather than the ones before it applied twice by the next flush.
      */
-    List<Long> applyDeferredFrees() throws IOException {
+    List<Long> applyDeferredFrees(long beforeEpoch) throws IOException {
         List<Long> freed = new ArrayList<>();
-        List<long[]> queued = new ArrayList<>(deferred);
-        deferred.clear();
+        List<long[]> queued = new ArrayList<>();
+        for (java.util.Iterator<long[]> it = deferred.iterator(); it.hasNext(); ) {
+            long[] f = it.next();
+            if (f[2] < beforeEpoch) {
+                queued.add(f);
+                it.remove();
+            }
+        }
         for (long[] f : queued) {
             update(f[0], f[1], -1);
             for (long c = f[0]; c < f[0] + f[1]; c++) {

@@ -173,4 +173,38 @@ class Qcow2MapForWriteNowTest {
             assertArrayEquals(data, back.array());
         }
     }
+
+    /**
+     * A write mapped in place before a discard may still be landing in the cluster after the discard and a flush
+     * (blkback: another ring of the same disk): the cluster stays allocated — not reused, its hole not punched —
+     * until that write has ended, and is freed by the next flush after that even while later writes are open.
+     */
+    @Test
+    void aDiscardedClusterIsNotFreedUnderAWriteMappedBeforeTheDiscard() throws Exception {
+        Path p = image();
+        try (Image img = ImageFormats.defaults().get("qcow2").open(p, OpenOptions.defaults())) {
+            Qcow2Image q = (Qcow2Image) img;
+            long host = img.mapForRead(MIB, CLUSTER).get(0).hostOffset();
+            WriteMapping landing = img.mapForWriteNow(MIB, CLUSTER);
+            assertNotNull(landing);
+            img.discard(MIB, CLUSTER);
+            img.flush();
+            assertEquals(1, q.refcountForTest(host), "held while the write mapped before the discard is open");
+            img.write(5 * MIB, ByteBuffer.wrap(new byte[CLUSTER]).put(0, (byte) 9));
+            img.flush();
+            long fresh = img.mapForRead(5 * MIB, CLUSTER).get(0).hostOffset();
+            assertTrue(fresh != host, "a new cluster does not reuse the held one: host=" + host);
+
+            WriteMapping later = img.mapForWriteNow(MIB + CLUSTER, CLUSTER);
+            assertNotNull(later);
+            landing.complete();
+            img.flush();
+            assertEquals(0, q.refcountForTest(host), "freed once the earlier write ended, a later one still open");
+            later.complete();
+            img.flush();
+        }
+        try (Image img = ImageFormats.defaults().get("qcow2").open(p, OpenOptions.defaults())) {
+            assertTrue(((Qcow2Image) img).check(false, false).isClean(), "consistent after all that");
+        }
+    }
 }
