@@ -4,7 +4,8 @@
 #   mvn -q -ntp -pl blkback,bench -am install -DskipTests
 # Environment: SIZE_MIB (image size, 512), REPS (10), SECONDS_PER_REP (0.5), WARMUP (1), DIR (images; a
 # temporary directory), CASES (comma-separated substrings of case names, e.g. "4k,qcow2"), MAX_PGRANTS (the
-# backend's persistent grants per ring; default BlkbackConfig's), JAVA_OPTS.
+# backend's persistent grants per ring; default BlkbackConfig's), IO_ENGINE (io_uring, the default, or pool: every
+# request on the worker pool, as on a host without io_uring), JAVA_OPTS.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
@@ -17,4 +18,5 @@ exec java ${JAVA_OPTS:-} -Xmx1g \
     -Djtap.bench.seconds="${SECONDS_PER_REP:-0.5}" -Djtap.bench.warmup="${WARMUP:-1}" \
     ${DIR:+-Djtap.bench.dir="$DIR"} -Djtap.bench.cases="${CASES:-}" \
     ${MAX_PGRANTS:+-Djtap.bench.maxPersistentGrants="$MAX_PGRANTS"} \
+    ${IO_ENGINE:+-Djtap.bench.ioEngine="$IO_ENGINE"} \
     -cp "$cp" io.jtap.bench.blk.BlkbackEndToEnd

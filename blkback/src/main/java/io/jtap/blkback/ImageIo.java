@@ -6,14 +6,16 @@ import io.jtap.formats.WriteMapping;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
  * Moves a request's data between its buffers (guest pages mapped into this process, or a bounce buffer) and an
  * image, through the image's extent map: DATA extents are read and written by the backend itself with positional
- * IO straight into and out of the buffers (no copy), ZERO extents are filled, BACKING extents are resolved in the
- * backing image the same way, and TRANSFORMED extents go through {@link Image#read}/{@link Image#write}. Writes use
- * the two-phase {@link Image#mapForWrite}: data IO, then {@link WriteMapping#complete()}.
+ * IO straight into and out of the buffers (no copy; one vectored call per extent), ZERO extents are filled, BACKING
+ * extents are resolved in the backing image the same way, and TRANSFORMED extents go through
+ * {@link Image#read}/{@link Image#write}. Writes use the two-phase {@link Image#mapForWrite}: data IO, then
+ * {@link WriteMapping#complete()}.
  *
  * <p>Blocking: runs on the worker pool, never on a ring thread. Stateless.
  */
@@ -29,6 +31,11 @@ final class ImageIo {
         }
         Cursor cursor = new Cursor(pieces);
         for (Extent e : image.mapForRead(offset, length)) {
+            if (e.kind() == Extent.Kind.DATA) {
+                // One vectored read for the extent, however many pieces it spans.
+                e.file().read(cursor.take(e.length()), e.hostOffset());
+                continue;
+            }
             long done = 0;
             while (done < e.length()) {
                 ByteBuffer chunk = cursor.next(e.length() - done);
@@ -69,6 +76,10 @@ final class ImageIo {
         try {
             List<Extent> extents = mapping.extents();
             for (Extent e : extents) {
+                if (e.kind() == Extent.Kind.DATA) {
+                    e.file().write(cursor.take(e.length()), e.hostOffset());
+                    continue;
+                }
                 long done = 0;
                 while (done < e.length()) {
                     ByteBuffer chunk = cursor.next(e.length() - done);
@@ -108,6 +119,17 @@ final class ImageIo {
 
         Cursor(ByteBuffer[] pieces) {
             this.pieces = pieces;
+        }
+
+        /** Slices covering the next {@code length} bytes, in order. */
+        ByteBuffer[] take(long length) {
+            List<ByteBuffer> out = new ArrayList<>();
+            for (long left = length; left > 0; ) {
+                ByteBuffer b = next(left);
+                out.add(b);
+                left -= b.remaining();
+            }
+            return out.toArray(new ByteBuffer[0]);
         }
 
         ByteBuffer next(long max) {

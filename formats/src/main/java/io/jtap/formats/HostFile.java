@@ -1,11 +1,14 @@
 package io.jtap.formats;
 
+import com.sun.jna.Native;
+import com.sun.jna.Pointer;
 import com.sun.nio.file.ExtendedOpenOption;
 import io.jtap.formats.internal.LibC;
 import io.jtap.formats.internal.NativeFiles;
 import io.jtap.formats.internal.Zeros;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.OpenOption;
@@ -31,6 +34,9 @@ public final class HostFile implements AutoCloseable {
     private static final int MAX_DIRECT_ALIGNMENT = 4096;
     /** The smallest logical block size; a direct file tries it first. */
     private static final int MIN_DIRECT_ALIGNMENT = 512;
+    /** The most buffers one {@code preadv}/{@code pwritev} takes (Linux's {@code IOV_MAX}). */
+    static final int IOV_MAX = 1024;
+    private static final int IOVEC_SIZE = 16;
 
     private final Path path;
     private final FileChannel channel;
@@ -201,6 +207,133 @@ public final class HostFile implements AutoCloseable {
                 return;
             }
             pos += n;
+        }
+    }
+
+    /**
+     * Reads into {@code dsts} in order: the first from {@code position}, each next one from where the previous one
+     * ends, as {@link #read(ByteBuffer, long)} for each. When every buffer is direct (and aligned, on a direct file)
+     * this is one {@code preadv} per {@value #IOV_MAX} buffers, not one system call per buffer.
+     */
+    public void read(ByteBuffer[] dsts, long position) throws IOException {
+        if (!vectored(dsts, position)) {
+            long pos = position;
+            for (ByteBuffer dst : dsts) {
+                int n = dst.remaining();
+                read(dst, pos);
+                pos += n;
+            }
+            return;
+        }
+        transferv(dsts, position, true);
+    }
+
+    /**
+     * Writes all of {@code srcs} in order: the first at {@code position}, each next one where the previous one ends,
+     * as {@link #write(ByteBuffer, long)} for each; one {@code pwritev} per {@value #IOV_MAX} buffers where
+     * {@link #read(ByteBuffer[], long)} would read with one {@code preadv}.
+     */
+    public void write(ByteBuffer[] srcs, long position) throws IOException {
+        if (!vectored(srcs, position)) {
+            long pos = position;
+            for (ByteBuffer src : srcs) {
+                int n = src.remaining();
+                write(src, pos);
+                pos += n;
+            }
+            return;
+        }
+        long total = 0;
+        for (ByteBuffer src : srcs) {
+            total += src.remaining();
+        }
+        if (allocateBeforeWrites && total > 0 && !allocate(position, total)) {
+            allocateBeforeWrites = false;
+        }
+        if (position + total > allocatedEnd && allocatedEnd >= 0) {
+            growAllocation(position + total);
+        }
+        WriteObserver o = observer;
+        if (o != null) {
+            long pos = position;
+            for (ByteBuffer src : srcs) {
+                o.written(pos, src.asReadOnlyBuffer());
+                pos += src.remaining();
+            }
+        }
+        transferv(srcs, position, false);
+    }
+
+    /** Whether {@code bufs} can go to the kernel as they are, in one vectored call. */
+    private boolean vectored(ByteBuffer[] bufs, long position) {
+        if (fd < 0 || bufs.length < 2) {
+            return false;
+        }
+        long pos = position;
+        for (ByteBuffer b : bufs) {
+            if (!b.isDirect() || (direct && !isAligned(b, pos))) {
+                return false;
+            }
+            pos += b.remaining();
+        }
+        return true;
+    }
+
+    /** A thread's iovec array for {@link #transferv}, and its address. */
+    private static final class Iovecs {
+        final ByteBuffer entries = ByteBuffer.allocateDirect(IOV_MAX * IOVEC_SIZE).order(ByteOrder.nativeOrder());
+        final long address = Pointer.nativeValue(Native.getDirectBufferPointer(entries));
+    }
+
+    private static final ThreadLocal<Iovecs> IOVECS = ThreadLocal.withInitial(Iovecs::new);
+
+    /** {@code preadv}/{@code pwritev} calls made (for tests; not synchronized). */
+    private long vectoredCalls;
+
+    long vectoredCallsForTest() {
+        return vectoredCalls;
+    }
+
+    /** {@code preadv}/{@code pwritev} until every buffer is done (a read past the end of the file fills zeros). */
+    private void transferv(ByteBuffer[] bufs, long position, boolean read) throws IOException {
+        Iovecs iov = IOVECS.get();
+        long pos = position;
+        int first = 0;
+        while (true) {
+            while (first < bufs.length && !bufs[first].hasRemaining()) {
+                first++;
+            }
+            if (first == bufs.length) {
+                return;
+            }
+            int count = Math.min(IOV_MAX, bufs.length - first);
+            for (int i = 0; i < count; i++) {
+                ByteBuffer b = bufs[first + i];
+                long base = Pointer.nativeValue(Native.getDirectBufferPointer(b)) + b.position();
+                iov.entries.putLong(i * IOVEC_SIZE, base);
+                iov.entries.putLong(i * IOVEC_SIZE + 8, b.remaining());
+            }
+            long n = NativeFiles.transferv(read, fd, iov.address, count, pos);
+            vectoredCalls++;
+            if (n == 0) {
+                if (!read) {
+                    throw new IOException("pwritev wrote nothing: path=" + path + ", offset=" + pos);
+                }
+                for (int i = first; i < bufs.length; i++) {
+                    Zeros.fill(bufs[i]);
+                }
+                return;
+            }
+            pos += n;
+            while (n > 0) {
+                ByteBuffer b = bufs[first];
+                int k = (int) Math.min(n, b.remaining());
+                b.position(b.position() + k);
+                n -= k;
+                if (!b.hasRemaining()) {
+                    first++;
+                }
+            }
         }
     }
 

@@ -202,7 +202,8 @@ public final class BlkbackEndToEnd {
         String be = SimulatedToolstack.addVbd(xs, guest.domid(), devid, c.format + ":" + image(c.format), "w", "disk");
         BlkbackConfig config = BlkbackConfig.defaults().withGrantMode(c.mode).withMaxQueues(Math.max(c.queues, 1))
                 .withMaxPersistentGrants(Integer.getInteger("jtap.bench.maxPersistentGrants",
-                        BlkbackConfig.DEFAULT_MAX_PERSISTENT_GRANTS));
+                        BlkbackConfig.DEFAULT_MAX_PERSISTENT_GRANTS))
+                .withIoEngine(System.getProperty("jtap.bench.ioEngine", BlkbackConfig.defaults().ioEngine()));
         BlkbackDevice device = new BlkbackDevice(xen.platform(SimulatedXen.DOM0), xs, be, config,
                 ImageFormats.defaults(), workers);
         List<Sample> blk = new ArrayList<>();

@@ -6,7 +6,7 @@ import com.sun.jna.Platform;
 
 /**
  * The libc calls the format plugins need ({@code open}, {@code close}, {@code fallocate}, {@code lseek},
- * {@code ftruncate}), bound
+ * {@code ftruncate}, {@code preadv}, {@code pwritev}), bound
  * with JNA direct mapping. Raw: every call throws {@link LastErrorException}; {@link NativeFiles} names the call
  * in an {@link java.io.IOException}. {@code off_t} is mapped to Java {@code long}: 64-bit Linux only, which
  * {@link #loadFailure()} enforces.
@@ -32,6 +32,7 @@ public final class LibC {
     public static final int SEEK_HOLE = 4;
 
     public static final int ENXIO = 6;
+    public static final int EINTR = 4;
     public static final int EINVAL = 22;
     public static final int EOPNOTSUPP = 95;
     public static final int ENOSYS = 38;
@@ -74,6 +75,10 @@ public final class LibC {
     static native long lseek(int fd, long offset, int whence) throws LastErrorException;
 
     static native int ftruncate(int fd, long length) throws LastErrorException;
+
+    static native long preadv(int fd, long iov, int iovcnt, long offset) throws LastErrorException;
+
+    static native long pwritev(int fd, long iov, int iovcnt, long offset) throws LastErrorException;
 
     static native String strerror(int errnum);
 }

@@ -69,6 +69,24 @@ public final class NativeFiles {
         }
     }
 
+    /**
+     * {@code preadv} ({@code read}) or {@code pwritev} of {@code iovcnt} iovecs at {@code iovAddress}: the bytes
+     * transferred, which may be short; EINTR is retried.
+     */
+    public static long transferv(boolean read, int fd, long iovAddress, int iovcnt, long offset) throws IOException {
+        while (true) {
+            try {
+                return read ? LibC.preadv(fd, iovAddress, iovcnt, offset)
+                        : LibC.pwritev(fd, iovAddress, iovcnt, offset);
+            } catch (LastErrorException e) {
+                if (e.getErrorCode() != LibC.EINTR) {
+                    throw new ErrnoException((read ? "preadv" : "pwritev") + "(fd=" + fd + ", iovcnt=" + iovcnt
+                            + ", offset=" + offset + ")", e.getErrorCode());
+                }
+            }
+        }
+    }
+
     public static void fallocate(int fd, int mode, long offset, long length) throws IOException {
         try {
             LibC.fallocate(fd, mode, offset, length);
