@@ -5,6 +5,7 @@ import io.jtap.aio.IoVector;
 import io.jtap.formats.Extent;
 import io.jtap.formats.Image;
 import io.jtap.formats.WriteMapping;
+import io.jtap.formats.internal.Zeros;
 import io.jtap.formats.raw.RawImage;
 import io.jtap.ring.BackRing;
 import io.jtap.ring.RingOverflowException;
@@ -1001,7 +1002,7 @@ final class BlkifQueue implements AutoCloseable {
                     if (v != null) {
                         v.add(r.pieceAddresses[piece] + p.position() + pieceAt, n);
                     } else {
-                        p.slice(p.position() + pieceAt, n).put(new byte[n]);
+                        Zeros.fill(p.slice(p.position() + pieceAt, n));
                     }
                     left -= n;
                     pieceAt += n;

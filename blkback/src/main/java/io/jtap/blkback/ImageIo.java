@@ -3,6 +3,7 @@ package io.jtap.blkback;
 import io.jtap.formats.Extent;
 import io.jtap.formats.Image;
 import io.jtap.formats.WriteMapping;
+import io.jtap.formats.internal.Zeros;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -42,11 +43,7 @@ final class ImageIo {
                 int n = chunk.remaining();
                 switch (e.kind()) {
                     case DATA -> e.file().read(chunk, e.hostOffset() + done);
-                    case ZERO -> {
-                        while (chunk.hasRemaining()) {
-                            chunk.put((byte) 0);
-                        }
-                    }
+                    case ZERO -> Zeros.fill(chunk);
                     case BACKING -> read(image.backingImage().orElseThrow(() -> new IOException(
                             "BACKING extent without an open backing image: offset=" + e.offset())),
                             e.offset() + done, new ByteBuffer[] {chunk});
