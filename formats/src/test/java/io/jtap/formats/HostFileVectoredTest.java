@@ -84,7 +84,20 @@ class HostFileVectoredTest {
                 at += b.remaining();
             }
             List<long[]> observed = new ArrayList<>();
-            f.observe((position, written) -> observed.add(new long[] {position, written.remaining()}));
+            f.observe(new HostFile.WriteObserver() {
+                @Override
+                public void written(long position, ByteBuffer written) {
+                    observed.add(new long[] {position, written.remaining()});
+                }
+
+                @Override
+                public void zeroed(long position, long length, boolean keepSize) {
+                }
+
+                @Override
+                public void synced() {
+                }
+            });
             f.write(srcs, 5000);
             assertEquals(2, f.vectoredCallsForTest(), "one pwritev");
             for (ByteBuffer b : srcs) {
