@@ -53,11 +53,7 @@ class LinuxIoUringTest extends BlockIoEngineContract {
      */
     @Test
     void aShortTransferIsContinuedUntilTheVectorIsFull() throws Exception {
-        Path fifo = dir.resolve("fifo");
-        Process mkfifo = new ProcessBuilder("mkfifo", fifo.toString()).inheritIO().start();
-        Assumptions.assumeTrue(mkfifo.waitFor() == 0, "mkfifo failed");
-        // O_RDWR on a FIFO does not block on Linux and keeps a writer, so reads wait for data rather than see EOF.
-        int fd = openFd(fifo, LibC.O_RDWR);
+        int fd = openFifo();
         BlockIoEngine engine = engine(4, 4);
         ByteBuffer a = ByteBuffer.allocateDirect(4096);
         ByteBuffer b = ByteBuffer.allocateDirect(4096);
@@ -65,13 +61,7 @@ class LinuxIoUringTest extends BlockIoEngineContract {
         ByteBuffer data = ByteBuffer.allocateDirect(8192);
         FileWords.fill(data, 0, 8192, FileWords.WRITTEN, 0);
         long dataAddress = IoVector.addressOf(data);
-        Syscalls.write(fd, new com.sun.jna.Pointer(dataAddress), 1000);
-        engine.submit();
-        List<Completion> got = new ArrayList<>();
-        assertTrue(Syscalls.pollIn(new int[] {engine.completionFd()}, 30_000) != 0,
-                "the short first transfer completes");
-        assertEquals(0, engine.reap((u, r) -> got.add(new Completion(u, r))), "... and is continued, not delivered");
-        assertEquals(List.of(), got);
+        submitAndSeeTheShortFirstTransferContinued(engine, fd, dataAddress, 1000);
         assertEquals(1, engine.inFlight(), "the continuation holds the slot");
         Syscalls.write(fd, new com.sun.jna.Pointer(dataAddress + 1000), 8192 - 1000);
         assertEquals(new Completion(77, 8192), awaitOne(engine));
@@ -85,10 +75,7 @@ class LinuxIoUringTest extends BlockIoEngineContract {
      */
     @Test
     void aOneBufferTransferIsContinuedFromItsAdvancedBuffer() throws Exception {
-        Path fifo = dir.resolve("fifo");
-        Process mkfifo = new ProcessBuilder("mkfifo", fifo.toString()).inheritIO().start();
-        Assumptions.assumeTrue(mkfifo.waitFor() == 0, "mkfifo failed");
-        int fd = openFd(fifo, LibC.O_RDWR);
+        int fd = openFifo();
         LinuxIoUring engine = (LinuxIoUring) engine(4, 4);
         assertTrue(engine.singleBufferOps(), "this kernel (5.6 or later) has IORING_OP_READ and IORING_OP_WRITE");
         ByteBuffer a = ByteBuffer.allocateDirect(4096);
@@ -96,12 +83,7 @@ class LinuxIoUringTest extends BlockIoEngineContract {
         ByteBuffer data = ByteBuffer.allocateDirect(4096);
         FileWords.fill(data, 0, 4096, FileWords.WRITTEN, 0);
         long dataAddress = IoVector.addressOf(data);
-        Syscalls.write(fd, new com.sun.jna.Pointer(dataAddress), 1500);
-        engine.submit();
-        List<Completion> got = new ArrayList<>();
-        assertTrue(Syscalls.pollIn(new int[] {engine.completionFd()}, 30_000) != 0,
-                "the short first transfer completes");
-        assertEquals(0, engine.reap((u, r) -> got.add(new Completion(u, r))), "... and is continued, not delivered");
+        submitAndSeeTheShortFirstTransferContinued(engine, fd, dataAddress, 1500);
         Syscalls.write(fd, new com.sun.jna.Pointer(dataAddress + 1500), 4096 - 1500);
         assertEquals(new Completion(78, 4096), awaitOne(engine));
         FileWords.check(a, 0, 4096, FileWords.WRITTEN, 0, "the one buffer");
@@ -117,5 +99,28 @@ class LinuxIoUringTest extends BlockIoEngineContract {
         engine.submit();
         assertEquals(new Completion(80, 4096), awaitOne(engine));
         FileWords.check(back, 0, 4096, FileWords.WRITTEN, 0, "the one-buffer write, read back");
+    }
+
+    /** A FIFO opened O_RDWR: that does not block on Linux and keeps a writer, so reads wait for data, not EOF. */
+    private int openFifo() throws Exception {
+        Path fifo = dir.resolve("fifo");
+        Process mkfifo = new ProcessBuilder("mkfifo", fifo.toString()).inheritIO().start();
+        Assumptions.assumeTrue(mkfifo.waitFor() == 0, "mkfifo failed");
+        return openFd(fifo, LibC.O_RDWR);
+    }
+
+    /**
+     * Puts {@code first} bytes from {@code data} into the FIFO, submits the queued read and checks that its short
+     * first transfer completed in the kernel but was continued, not delivered.
+     */
+    private static void submitAndSeeTheShortFirstTransferContinued(BlockIoEngine engine, int fd, long data, int first)
+            throws Exception {
+        Syscalls.write(fd, new com.sun.jna.Pointer(data), first);
+        engine.submit();
+        List<Completion> got = new ArrayList<>();
+        assertTrue(Syscalls.pollIn(new int[] {engine.completionFd()}, 30_000) != 0,
+                "the short first transfer completes");
+        assertEquals(0, engine.reap((u, r) -> got.add(new Completion(u, r))), "... and is continued, not delivered");
+        assertEquals(List.of(), got);
     }
 }
