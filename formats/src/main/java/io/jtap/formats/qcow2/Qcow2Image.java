@@ -96,7 +96,6 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
     private long[][] snapshotMetadata;
     private final ReentrantLock lock = new ReentrantLock();
 
-    /** The metadata lock, for tests that hold it from another thread. */
     /** The refcount of the host cluster at {@code hostOffset} as the image has it now, queued frees not applied. */
     long refcountForTest(long hostOffset) throws IOException {
         lock.lock();
@@ -107,11 +106,11 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
         }
     }
 
+    /** The metadata lock, for tests that hold it from another thread. */
     ReentrantLock lockForTest() {
         return lock;
     }
     private final Map<Long, PendingCluster> pending = new HashMap<>();
-    /** Write mappings handed out and neither completed nor aborted: their in-place writes may be in flight. */
     /**
      * Write mappings neither completed nor aborted, by the parity of the free epoch they began in; in-place ones end
      * without the lock, hence atomic. See {@link #flushLocked} for the epochs.
