@@ -152,6 +152,8 @@ final class BlkifQueue implements AutoCloseable {
     /** Requests dispatched since the engine's last submit. */
     private int unsubmittedRequests;
     private long nextPurgeNs;
+    /** When this pass of the ring thread began: the time persistent grants are stamped with as they are used. */
+    private long passNanos;
     private volatile boolean stopping;
     private volatile long requestsServed;
     private volatile int persistentGrants;
@@ -304,6 +306,7 @@ final class BlkifQueue implements AutoCloseable {
      * @return how much was done; 0 when idle
      */
     int doWork() throws IOException {
+        passNanos = System.nanoTime();
         int work = reapCompletions();
         work += reapEngine();
         // What is done is published before new IO starts: a page-cache read completes inside the submit below.
@@ -320,7 +323,7 @@ final class BlkifQueue implements AutoCloseable {
         work += reapEngine();
         pushResponses();
         if (persistent != null) {
-            long now = System.nanoTime();
+            long now = passNanos;
             if (now - nextPurgeNs > 0) {
                 nextPurgeNs = now + PURGE_INTERVAL_NS;
                 try {
@@ -471,7 +474,7 @@ final class BlkifQueue implements AutoCloseable {
      * @return false, with the request failed, when a copy was refused
      */
     private boolean readIndirectSegmentsPersistent(BlkifRequest r) {
-        long now = System.nanoTime();
+        long now = passNanos;
         int left = r.nrSegments * BlkifSegmentDescriptor.LENGTH;
         indirectBatch.clear();
         for (int i = 0; i < r.nrIndirectPages; i++) {
@@ -681,7 +684,7 @@ final class BlkifQueue implements AutoCloseable {
             }
             case PERSISTENT -> {
                 r.persistent = r.persistentSlots;
-                long now = System.nanoTime();
+                long now = passNanos;
                 int missing = 0;
                 for (int i = 0; i < n; i++) {
                     r.persistent[i] = persistent.acquire(r.grefs[i], now);
