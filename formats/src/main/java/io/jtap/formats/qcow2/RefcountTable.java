@@ -474,13 +474,12 @@ final class RefcountTable {
     List<Long> applyDeferredFrees(long beforeEpoch) throws IOException {
         List<Long> freed = new ArrayList<>();
         List<long[]> queued = new ArrayList<>();
-        for (java.util.Iterator<long[]> it = deferred.iterator(); it.hasNext(); ) {
-            long[] f = it.next();
-            if (f[2] < beforeEpoch) {
-                queued.add(f);
-                it.remove();
-            }
+        List<long[]> waiting = new ArrayList<>();
+        for (long[] f : deferred) {
+            (f[2] < beforeEpoch ? queued : waiting).add(f);
         }
+        deferred.clear();
+        deferred.addAll(waiting);
         for (long[] f : queued) {
             update(f[0], f[1], -1);
             for (long c = f[0]; c < f[0] + f[1]; c++) {
