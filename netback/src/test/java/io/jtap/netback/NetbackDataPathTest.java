@@ -83,6 +83,33 @@ class NetbackDataPathTest {
         }
     }
 
+    /**
+     * The queue thread reads its event channel only when poll says events are there; events that woke it must still
+     * be taken, or poll keeps returning at once and the idle thread spins. After frames that each woke a sleeping
+     * thread, a quiet half second holds a handful of idle rounds (the safety-net poll timeout is 100 ms), not
+     * thousands.
+     */
+    @Test
+    void anIdleQueueSleepsAfterEventsWokeIt(SimulatedXen xen) throws Exception {
+        try (NetbackHarness h = new NetbackHarness(xen)) {
+            SimulatedNetfront f = h.connect(NetfrontOptions.minimal());
+            VifXenbus vif = h.vif(f);
+            for (int i = 0; i < 5; i++) {
+                NetbackHarness.awaitIdle(vif, 1);
+                Thread.sleep(20);
+                byte[] frame = udpToHost(100, 10 + i, Checksum.FULL);
+                f.send(0, frame, TxPacket.plain());
+                assertArrayEquals(frame, frameOf(NetbackHarness.readFrame(h.host(f))));
+                f.awaitTx(0, 1, NetbackHarness.WAIT);
+            }
+            NetbackHarness.awaitIdle(vif, 1);
+            long before = vif.stats().idleLoops.sum();
+            Thread.sleep(500);
+            long rounds = vif.stats().idleLoops.sum() - before;
+            assertTrue(rounds < 50, "idle rounds in a quiet half second: " + rounds + ", " + vif.stats());
+        }
+    }
+
     /** Fragments at odd offsets and sizes reassemble exactly; every slot gets an OKAY with its own id. */
     @Test
     void txScatterGatherReassemblesFragments(SimulatedXen xen) throws Exception {
