@@ -2,6 +2,7 @@ package io.jtap.aio;
 
 import com.sun.jna.Native;
 import io.jtap.xen.linux.LibC;
+import io.jtap.xen.linux.Syscalls.ErrnoException;
 
 /**
  * The raw native calls of the aio engines (Netty's convention): each returns its result, or {@code -errno} on failure,
@@ -78,6 +79,18 @@ final class AioSyscalls {
             if (r != -LibC.EINTR) {
                 return r;
             }
+        }
+    }
+
+    /**
+     * Resets an eventfd's readiness: reads its counter into {@code scratchAddress} (8 bytes); nothing to read is fine.
+     *
+     * @throws ErrnoException naming {@code what} on any other failure
+     */
+    static void resetEventfd(int fd, long scratchAddress, String what) throws ErrnoException {
+        int r = eventfdRead(fd, scratchAddress);
+        if (r < 0 && r != -LibC.EAGAIN) {
+            throw new ErrnoException("eventfd_read(" + what + ")", -r);
         }
     }
 

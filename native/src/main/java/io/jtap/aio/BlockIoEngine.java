@@ -112,7 +112,10 @@ public interface BlockIoEngine extends AutoCloseable {
      *
      * @return the number of completions delivered; 0 when idle
      */
-    int reap(CompletionHandler handler) throws IOException;
+    default int reap(CompletionHandler handler) throws IOException {
+        resetCompletionFd();
+        return reapReady(handler);
+    }
 
     /**
      * Delivers every completion available now, as {@link #reap} does, but leaves {@link #completionFd()}'s readiness

@@ -495,13 +495,6 @@ public final class LinuxIoUring implements BlockIoEngine {
     }
 
     @Override
-    public int reap(CompletionHandler handler) throws IOException {
-        ensureOpen();
-        resetCompletionFd();
-        return reapCompletions(handler);
-    }
-
-    @Override
     public int reapReady(CompletionHandler handler) throws IOException {
         ensureOpen();
         return reapCompletions(handler);
@@ -510,10 +503,7 @@ public final class LinuxIoUring implements BlockIoEngine {
     @Override
     public void resetCompletionFd() throws IOException {
         ensureOpen();
-        int r = AioSyscalls.eventfdRead(eventFd, Pointer.nativeValue(scratch));
-        if (r < 0 && r != -LibC.EAGAIN) {
-            throw new ErrnoException("eventfd_read(io_uring completion eventfd)", -r);
-        }
+        AioSyscalls.resetEventfd(eventFd, Pointer.nativeValue(scratch), "io_uring completion eventfd");
     }
 
     private int reapCompletions(CompletionHandler handler) throws IOException {

@@ -6,7 +6,6 @@ import com.sun.jna.Pointer;
 import io.jtap.xen.Availability;
 import io.jtap.xen.linux.LibC;
 import io.jtap.xen.linux.Syscalls;
-import io.jtap.xen.linux.Syscalls.ErrnoException;
 import java.io.IOException;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.ThreadFactory;
@@ -263,13 +262,6 @@ public final class ThreadPoolIoEngine implements BlockIoEngine {
     }
 
     @Override
-    public int reap(CompletionHandler handler) throws IOException {
-        ensureOpen();
-        resetCompletionFd();
-        return reapCompletions(handler);
-    }
-
-    @Override
     public int reapReady(CompletionHandler handler) throws IOException {
         ensureOpen();
         return reapCompletions(handler);
@@ -278,10 +270,7 @@ public final class ThreadPoolIoEngine implements BlockIoEngine {
     @Override
     public void resetCompletionFd() throws IOException {
         ensureOpen();
-        int r = AioSyscalls.eventfdRead(eventFd, Pointer.nativeValue(scratch));
-        if (r < 0 && r != -LibC.EAGAIN) {
-            throw new ErrnoException("eventfd_read(thread-pool completion eventfd)", -r);
-        }
+        AioSyscalls.resetEventfd(eventFd, Pointer.nativeValue(scratch), "thread-pool completion eventfd");
     }
 
     private int reapCompletions(CompletionHandler handler) throws IOException {

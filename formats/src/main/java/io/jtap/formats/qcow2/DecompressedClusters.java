@@ -1,5 +1,7 @@
 package io.jtap.formats.qcow2;
 
+import java.util.Arrays;
+
 /**
  * The last few compressed clusters an image decompressed, so that a guest reading a compressed cluster in pieces (a
  * blkfront request is 4 KiB segments; a 64 KiB cluster is then 16 reads) inflates it once, not once per piece.
@@ -59,7 +61,7 @@ final class DecompressedClusters {
         if (m == map && m.generation() == generation) {
             return true;
         }
-        java.util.Arrays.fill(slots, null);
+        Arrays.fill(slots, null);
         map = m;
         generation = m.generation();
         next = 0;

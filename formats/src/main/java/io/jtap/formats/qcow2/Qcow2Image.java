@@ -28,6 +28,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -87,7 +88,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
     /** Compressed clusters read lately, decompressed; guarded by {@link #lock}. */
     private final DecompressedClusters decompressed;
     /** Compressed clusters inflated by reads (not served from {@link #decompressed}). */
-    private final java.util.concurrent.atomic.LongAdder decompressions = new java.util.concurrent.atomic.LongAdder();
+    private final LongAdder decompressions = new LongAdder();
     private final Image backing;
     private final Optional<BackingReference> backingRef;
     /** Replaced by snapshot operations; written under {@link #lock}. */
@@ -779,8 +780,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
                         pieces.add(new Piece(g, pos, to, -1, p, false));
                     } else {
                         long entry = map.lookup(g).entry();
-                        if (L2Entry.type(entry, header.version) == L2Entry.Type.NORMAL
-                                && (entry & L2Entry.COPIED) != 0) {
+                        if (writableInPlace(entry)) {
                             checkEntry(g, entry, true);
                             pieces.add(new Piece(g, pos, to, L2Entry.hostOffset(entry), null, false));
                         } else {
@@ -871,7 +871,7 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
                         return null;
                     }
                     long entry = map.lookup(g).entry();
-                    if (L2Entry.type(entry, header.version) != L2Entry.Type.NORMAL || (entry & L2Entry.COPIED) == 0) {
+                    if (!writableInPlace(entry)) {
                         return null;
                     }
                     checkEntry(g, entry, true);
@@ -932,6 +932,11 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
             pending.put(w[0], p);
             pieces.set((int) w[4], new Piece(w[0], w[1], w[2], -1, p, true));
         }
+    }
+
+    /** A data cluster owned by this L2 alone (COPIED: refcount 1) takes a write in place. */
+    private boolean writableInPlace(long entry) {
+        return L2Entry.type(entry, header.version) == L2Entry.Type.NORMAL && (entry & L2Entry.COPIED) != 0;
     }
 
     /** A preallocated zero cluster owned by this L2 alone can take the data itself. */
@@ -1255,18 +1260,19 @@ public final class Qcow2Image implements Image, Checkable, CompressedWrites {
             boolean previousEnded = openMappings[(int) ((freeEpoch - 1) & 1)].get() == 0;
             long safeBefore = !previousEnded ? freeEpoch - 1
                     : openMappings[(int) (freeEpoch & 1)].get() == 0 ? Long.MAX_VALUE : freeEpoch;
-            if (previousEnded && refcounts.hasDeferredFreesOf(freeEpoch)) {
+            if (refcounts.hasDeferredFreesBefore(safeBefore)) {
+                compressedTail = 0;
+                List<Long> freed = refcounts.applyDeferredFrees(safeBefore);
+                refcounts.flushBlocks();
+                file.sync();
+                for (long host : freed) {
+                    file.punchHole(host, clusterSize);
+                }
+            }
+            if (previousEnded && refcounts.hasDeferredFrees()) {
+                // What still waits was queued in this epoch: open the next, so mappings begun from now on do not
+                // hold it back.
                 freeEpoch++;
-            }
-            if (!refcounts.hasDeferredFreesBefore(safeBefore)) {
-                return;
-            }
-            compressedTail = 0;
-            List<Long> freed = refcounts.applyDeferredFrees(safeBefore);
-            refcounts.flushBlocks();
-            file.sync();
-            for (long host : freed) {
-                file.punchHole(host, clusterSize);
             }
         }
     }

@@ -445,16 +445,6 @@ final class RefcountTable {
         return !deferred.isEmpty();
     }
 
-    /** Whether a free queued in {@code epoch} waits. */
-    boolean hasDeferredFreesOf(long epoch) {
-        for (long[] f : deferred) {
-            if (f[2] == epoch) {
-                return true;
-            }
-        }
-        return false;
-    }
-
     /** Whether a free queued before {@code epoch} waits. */
     boolean hasDeferredFreesBefore(long epoch) {
         for (long[] f : deferred) {
